@@ -1,0 +1,1 @@
+"""pgha: highly available PostgreSQL clusters operated by durable Temporal workflows."""
