@@ -1,1 +1,1 @@
-"""Hosts reached over SSH: connections, facts (read) and ops (converge). Never imports temporalio."""
+"""Hosts over SSH: connections, facts (read) and ops (converge). Never imports temporalio."""
