@@ -92,9 +92,7 @@ class CommandFailed(HostError):
         self.exit_code = exit_code
         self.stderr_tail = stderr_tail
         detail = f":\n{stderr_tail}" if stderr_tail else " (no stderr)"
-        super().__init__(
-            host, f"host {host} ({address}): `{command}` exited {exit_code}{detail}"
-        )
+        super().__init__(host, f"host {host} ({address}): `{command}` exited {exit_code}{detail}")
 
 
 #: Error types that retrying cannot fix; activities mark them non-retryable.

@@ -1,0 +1,1 @@
+"""Pure judgements over gathered facts: what is fine, what warns, what blocks."""

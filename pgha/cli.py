@@ -1,0 +1,274 @@
+"""The `pgha` command: parse, start or query workflows, print. Thin: no cluster logic here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.syntax import Syntax
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.service import RPCError
+
+from pgha.checks.preflight import PreflightInput, PreflightResult
+from pgha.errors import OperationFailed, PghaError, SpecError
+from pgha.lab.cli import lab_app
+from pgha.operations import OPERATIONS, PREFLIGHT, lock_id, start_operation
+from pgha.progress import Progress
+from pgha.settings import TemporalSettings, temporal_settings
+from pgha.spec import load_spec, spec_to_yaml
+from pgha.temporal import connect, embedded_server_command, server_paths
+from pgha.views import preflight_report, progress_view
+from pgha.worker import in_process_worker_if_needed, run_worker
+
+app = typer.Typer(
+    help="Provision and operate highly available PostgreSQL clusters with durable workflows.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+spec_app = typer.Typer(help="Cluster specs (clusters/<name>.yaml).", no_args_is_help=True)
+run_app = typer.Typer(help="Start an operation on a cluster and follow it.", no_args_is_help=True)
+app.add_typer(spec_app, name="spec")
+app.add_typer(run_app, name="run")
+app.add_typer(lab_app, name="lab")
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+ClusterOpt = Annotated[
+    str,
+    typer.Option(
+        "--cluster", "-c", help="Cluster name (reads clusters/NAME.yaml) or a path to a spec."
+    ),
+]
+DetachOpt = Annotated[
+    bool, typer.Option("--detach", help="Return at once with the workflow id; don't follow.")
+]
+
+
+class State:
+    debug = False
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    State.debug = debug
+
+
+def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine; print PghaErrors plainly (exit 2 for specs, 1 otherwise)."""
+    try:
+        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+    except PghaError as err:
+        if State.debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {err}", highlight=False)
+        raise typer.Exit(2 if isinstance(err, SpecError) else 1) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted; the workflow keeps running (see `pgha watch`)")
+        raise typer.Exit(130) from None
+
+
+# ---------------------------------------------------------------- spec
+
+
+@spec_app.command("check")
+def spec_check(cluster: ClusterOpt) -> None:
+    """Validate a spec and print it with every default filled in (exit 2 when invalid)."""
+
+    async def go() -> None:
+        spec = load_spec(cluster)
+        console.print(Syntax(spec_to_yaml(spec), "yaml", background_color="default"))
+        console.print(f"[green]{cluster}: valid[/]")
+
+    _run(go)
+
+
+# ---------------------------------------------------------------- server and worker
+
+
+@app.command()
+def server(
+    headless: Annotated[bool, typer.Option(help="Without the Web UI.")] = False,
+) -> None:
+    """Run the embedded Temporal dev server in the foreground (SQLite in pgha's state dir)."""
+    db, _ = server_paths()
+    settings = temporal_settings()
+    if not settings.embedded:
+        err_console.print("PGHA_TEMPORAL_ADDRESS is set: pgha uses that server, not this one.")
+    console.print(f"Temporal dev server: {db}; Web UI {settings.web_ui or '(headless)'}")
+    with contextlib.suppress(KeyboardInterrupt):
+        raise typer.Exit(subprocess.call(embedded_server_command(db, headless=headless)))
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker for every pgha workflow and activity (stops cleanly on SIGTERM)."""
+    settings = temporal_settings()
+
+    async def go() -> None:
+        client = await connect(settings)
+        console.print(
+            f"worker on task queue {settings.task_queue} at {settings.target} "
+            f"(namespace {settings.namespace}); SIGTERM stops it"
+        )
+        await run_worker(client, settings.task_queue)
+
+    _run(go)
+
+
+# ---------------------------------------------------------------- operations
+
+
+async def _follow(
+    client: Client, settings: TemporalSettings, handle: WorkflowHandle[Any, Any]
+) -> Any:
+    """Show the workflow's progress query live until it ends; return its result."""
+    async with in_process_worker_if_needed(client, settings.task_queue) as in_process:
+        note = "" if in_process else "(a worker is polling)"
+        result = asyncio.ensure_future(handle.result())
+        progress: Progress | None = None
+        with Live(progress_view(None, handle.id), console=console, refresh_per_second=4) as live:
+            while True:
+                with contextlib.suppress(RPCError, TimeoutError, Exception):
+                    progress = await asyncio.wait_for(
+                        handle.query("progress", result_type=Progress), 2
+                    )
+                live.update(progress_view(progress, handle.id, note))
+                if result.done():
+                    break
+                await asyncio.wait({result}, timeout=0.5)
+        return await result
+
+
+def _failure(err: WorkflowFailureError) -> tuple[str, Any]:
+    cause: BaseException | None = err.cause
+    while (
+        cause is not None
+        and cause.__cause__ is not None
+        and not isinstance(cause, ApplicationError)
+    ):
+        cause = cause.__cause__
+    if isinstance(cause, CancelledError):
+        return "the operation was cancelled", None
+    if isinstance(cause, ApplicationError):
+        details = cause.details[0] if cause.details else None
+        return cause.message, details
+    return str(cause or err), None
+
+
+async def _operate(op_name: str, cluster: str, arg: Any, detach: bool) -> Any:
+    op = OPERATIONS[op_name]
+    settings = temporal_settings()
+    client = await connect(settings)
+    handle = await start_operation(client, op, cluster, arg, task_queue=settings.task_queue)
+    console.print(f"started [bold]{op.name}[/] of {cluster}: workflow [cyan]{handle.id}[/]")
+    if url := settings.workflow_url(handle.id):
+        console.print(f"watch it in the Temporal Web UI: {url}")
+    if detach:
+        console.print(f"follow it with `pgha watch {handle.id}`")
+        return None
+    return await _follow_and_report(client, settings, handle, op_name)
+
+
+async def _follow_and_report(
+    client: Client, settings: TemporalSettings, handle: WorkflowHandle[Any, Any], op_name: str
+) -> Any:
+    try:
+        result = await _follow(client, settings, handle)
+    except WorkflowFailureError as err:
+        message, details = _failure(err)
+        if op_name == PREFLIGHT.name and isinstance(details, dict):
+            console.print(preflight_report(PreflightResult.model_validate(details)))
+        raise OperationFailed(f"{op_name} failed: {message}") from None
+    if op_name == PREFLIGHT.name:
+        report = PreflightResult.model_validate(result)
+        console.print(preflight_report(report))
+        console.print(f"[green]preflight passed: {len(report.hosts)} hosts ready[/]")
+    return result
+
+
+@run_app.command("preflight")
+def run_preflight(cluster: ClusterOpt, detach: DetachOpt = False) -> None:
+    """Check every host (SSH, OS, resources, systemd, time, ports, packages). Read-only."""
+
+    async def go() -> None:
+        spec = load_spec(cluster)
+        await _operate(PREFLIGHT.name, spec.cluster, PreflightInput(spec=spec), detach)
+
+    _run(go)
+
+
+def _operation_of(workflow_id: str) -> str:
+    if workflow_id.startswith("pgha-") and ":" in workflow_id:
+        name = workflow_id.split(":", 1)[0].removeprefix("pgha-")
+        if name in OPERATIONS:
+            return name
+    return ""
+
+
+@app.command()
+def watch(workflow_id: Annotated[str, typer.Argument(help="Workflow id to follow.")]) -> None:
+    """Follow a running (or finished) operation's progress."""
+    settings = temporal_settings()
+
+    async def go() -> None:
+        client = await connect(settings)
+        handle = client.get_workflow_handle(workflow_id)
+        try:
+            desc = await handle.describe()
+        except RPCError:
+            raise OperationFailed(f"no workflow {workflow_id} in {settings.target}") from None
+        op = _operation_of(workflow_id) or (desc.search_attributes.get("PghaOperation") or [""])[0]
+        await _follow_and_report(client, settings, handle, str(op))
+
+    _run(go)
+
+
+@app.command()
+def cancel(
+    workflow_id: Annotated[
+        str | None, typer.Argument(help="Workflow id (default: the cluster's lock holder).")
+    ] = None,
+    cluster: Annotated[str | None, typer.Option("--cluster", "-c")] = None,
+) -> None:
+    """Ask a running operation to stop (it cleans up and heals before it ends)."""
+    if not workflow_id and not cluster:
+        raise typer.BadParameter("give a workflow id or --cluster")
+    wf_id = workflow_id or lock_id(load_spec(cluster).cluster if cluster else "")
+
+    async def go() -> None:
+        client = await connect()
+        try:
+            await client.get_workflow_handle(wf_id).cancel()
+        except RPCError as err:
+            raise OperationFailed(f"cannot cancel {wf_id}: {err}") from None
+        console.print(f"cancellation requested for {wf_id}")
+
+    _run(go)
+
+
+def main() -> None:
+    # Temporal's Rust core logs to stderr; keep the CLI quiet unless asked.
+    os.environ.setdefault("RUST_LOG", "error")
+    try:
+        app()
+    except PghaError as err:  # errors raised outside _run (e.g. load_spec in cancel)
+        err_console.print(f"[bold red]error:[/] {err}", highlight=False)
+        sys.exit(2 if isinstance(err, SpecError) else 1)
+
+
+if __name__ == "__main__":
+    main()

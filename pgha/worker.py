@@ -1,0 +1,105 @@
+"""The pgha worker: every workflow and activity on one task queue; stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from pgha.activities.preflight import check_host
+from pgha.hosts.host import close_all
+from pgha.workflows.preflight import Preflight
+
+WORKFLOWS: list[type] = [Preflight]
+ACTIVITIES: list[Callable[..., Any]] = [check_host]
+
+#: Identity prefix of the short-lived worker a CLI command runs while it waits.
+IN_PROCESS_PREFIX = "pgha-cli-worker@"
+GRACEFUL_SHUTDOWN = timedelta(seconds=30)
+#: A live worker re-polls at least every ~60 s (the server's long-poll timeout); a poller
+#: seen longer ago than this is a worker that died, which the server lists for minutes.
+LIVE_POLLER_WINDOW = timedelta(seconds=75)
+
+
+def build_worker(
+    client: Client,
+    task_queue: str,
+    *,
+    identity: str | None = None,
+    workflows: Sequence[type] = WORKFLOWS,
+    activities: Sequence[Callable[..., Any]] = ACTIVITIES,
+    **options: Any,
+) -> Worker:
+    """A worker for all of pgha's workflows and activities (or the given ones, in tests)."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(workflows),
+        activities=list(activities),
+        identity=identity or f"pgha-worker@{socket.gethostname()}:{os.getpid()}",
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        max_concurrent_activities=options.pop("max_concurrent_activities", 50),
+        **options,
+    )
+
+
+async def run_worker(client: Client, task_queue: str) -> None:
+    """Run until SIGTERM or SIGINT, then let running activities finish (up to 30 s)."""
+    worker = build_worker(client, task_queue)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        await stop.wait()
+    await close_all()
+
+
+async def worker_polling(client: Client, task_queue: str) -> bool:
+    """Whether a long-lived worker polls the queue. In-process CLI workers do not count:
+    they go away with their command, and the server remembers pollers for minutes."""
+    resp = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    now = datetime.now(UTC)
+    return any(
+        not p.identity.startswith(IN_PROCESS_PREFIX)
+        and now - p.last_access_time.ToDatetime(tzinfo=UTC) < LIVE_POLLER_WINDOW
+        for p in resp.pollers
+    )
+
+
+@asynccontextmanager
+async def in_process_worker_if_needed(client: Client, task_queue: str) -> AsyncIterator[bool]:
+    """Run a worker inside this process while the body runs, unless another worker polls.
+
+    :returns: (as the context value) whether an in-process worker runs.
+    """
+    if await worker_polling(client, task_queue):
+        yield False
+        return
+    worker = build_worker(
+        client,
+        task_queue,
+        identity=f"{IN_PROCESS_PREFIX}{socket.gethostname()}:{os.getpid()}",
+        # A later worker should pick up this one's workflows at once, not after 10 s.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
+    )
+    async with worker:
+        yield True
+    await close_all()

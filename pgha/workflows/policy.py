@@ -1,0 +1,48 @@
+"""Every timeout and retry policy of pgha's workflows, in one place. No literals elsewhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+#: Failure types that retrying cannot fix (see pgha.errors).
+NON_RETRYABLE = [
+    "HostKeyMismatch",
+    "HostKeyUnknown",
+    "HostLoginRefused",
+    "SpecError",
+    "SettingsError",
+]
+
+
+@dataclass(frozen=True)
+class ActivityPolicy:
+    """Options for one kind of activity, spread into ``workflow.execute_activity``."""
+
+    start_to_close: timedelta
+    heartbeat: timedelta | None
+    retry: RetryPolicy
+
+    def options(self) -> dict[str, object]:
+        return {
+            "start_to_close_timeout": self.start_to_close,
+            "heartbeat_timeout": self.heartbeat,
+            "retry_policy": self.retry,
+        }
+
+
+#: A read-only check of one host: a few SSH commands. A dead worker is noticed through the
+#: heartbeat within 10 s; unreachable hosts are retried for about a minute, then reported.
+HOST_CHECK = ActivityPolicy(
+    start_to_close=timedelta(minutes=2),
+    heartbeat=timedelta(seconds=10),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=15),
+        maximum_attempts=5,
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+)
