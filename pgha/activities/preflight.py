@@ -8,7 +8,7 @@ from temporalio import activity
 
 from pgha.activities.common import heartbeating, open_host
 from pgha.checks.preflight import HostCheckInput, HostFacts, HostReport, evaluate, release_urls
-from pgha.hosts.facts import system
+from pgha.hosts.facts import apt, system
 from pgha.hosts.host import Host
 
 
@@ -21,7 +21,7 @@ async def gather_facts(host: Host, inp: HostCheckInput) -> HostFacts:
         system.init_system(host),
         system.time_sync(host),
         system.listening_ports(host),
-        system.apt_sources(host),
+        apt.apt_sources(host),
     )
     disks = await asyncio.gather(*(system.disk_free(host, p) for p in inp.disk_paths))
     urls = release_urls(
@@ -31,7 +31,7 @@ async def gather_facts(host: Host, inp: HostCheckInput) -> HostFacts:
         inp.mirror,
         [(s.uri, s.suite) for s in sources],
     )
-    reach = await asyncio.gather(*(system.url_reachable(host, u) for u in urls))
+    reach = await asyncio.gather(*(apt.url_reachable(host, u) for u in urls))
     return HostFacts(
         os_id=os_rel.id,
         os_version=os_rel.version_id,
