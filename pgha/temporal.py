@@ -75,17 +75,24 @@ def server_paths() -> tuple[Path, Path]:
     return d / "temporal.db", d / "server.log"
 
 
+def server_pid_file() -> Path:
+    """Written when pgha starts the embedded server in the background."""
+    return server_paths()[0].with_name("server.pid")
+
+
 def start_embedded_server_background() -> subprocess.Popen[bytes]:
     """Start the embedded dev server detached from this process (it outlives the CLI)."""
     db, log = server_paths()
     with log.open("ab") as out:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             embedded_server_command(db),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+    server_pid_file().write_text(f"{proc.pid}\n")
+    return proc
 
 
 async def ensure_embedded_server() -> bool:

@@ -14,11 +14,13 @@ from pgha.hosts.host import Host
 
 async def gather_facts(host: Host, inp: HostCheckInput) -> HostFacts:
     """Everything preflight needs from one host, fetched concurrently."""
-    os_rel, cpus, mem, init, clock, listeners, sources = await asyncio.gather(
+    os_rel, cpus, mem, init = await asyncio.gather(
         system.os_release(host),
         system.cpu_count(host),
         system.memory(host),
         system.init_system(host),
+    )
+    clock, listeners, sources = await asyncio.gather(
         system.time_sync(host),
         system.listening_ports(host),
         apt.apt_sources(host),

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy
+
+T = TypeVar("T")
 
 #: Failure types that retrying cannot fix (see pgha.errors).
 NON_RETRYABLE = [
@@ -25,12 +29,18 @@ class ActivityPolicy:
     heartbeat: timedelta | None
     retry: RetryPolicy
 
-    def options(self) -> dict[str, object]:
-        return {
-            "start_to_close_timeout": self.start_to_close,
-            "heartbeat_timeout": self.heartbeat,
-            "retry_policy": self.retry,
-        }
+    async def execute(self, activity: str, arg: Any, result_type: type[T], *, summary: str) -> T:
+        """Run activity ``activity`` (by its stable name) under this policy; typed result."""
+        result: T = await workflow.execute_activity(
+            activity,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=self.start_to_close,
+            heartbeat_timeout=self.heartbeat,
+            retry_policy=self.retry,
+            summary=summary,
+        )
+        return result
 
 
 #: A read-only check of one host: a few SSH commands. A dead worker is noticed through the

@@ -62,12 +62,11 @@ class Preflight:
         self.tracker.start(name, "ssh")
         host = spec.host(name)
         try:
-            report = await workflow.execute_activity(
+            report = await HOST_CHECK.execute(
                 "preflight.check_host",
                 host_check_input(spec, name),
-                result_type=HostReport,
+                HostReport,
                 summary=f"preflight {name}",
-                **HOST_CHECK.options(),  # type: ignore[arg-type]
             )
         except ActivityError as err:
             cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
