@@ -80,7 +80,10 @@ def test_evaluate_non_debian_blocks() -> None:
 
 def test_port_claims_follow_roles() -> None:
     assert [c.port for c in port_claims(SPEC, [Role.postgres, Role.etcd])] == [
-        5432, 8008, 2379, 2380
+        5432,
+        8008,
+        2379,
+        2380,
     ]
     assert [c.port for c in port_claims(SPEC, [Role.haproxy])] == [5000, 5001, 7000]
 

@@ -184,13 +184,18 @@ def test_spec_bad_cron_and_bad_name_rejected() -> None:
         d["backup"] = {"schedule": {"full": "every sunday"}}
 
     problems = bad(both)
-    assert problems[0] == "cluster: 'Prod_1' is not a valid name: use lower-case letters, digits and '-'"
+    assert (
+        problems[0]
+        == "cluster: 'Prod_1' is not a valid name: use lower-case letters, digits and '-'"
+    )
     assert problems[1].startswith("backup.schedule.full: String should match pattern")
 
 
 def test_spec_secret_ref_needs_exactly_one_source() -> None:
     problems = bad(lambda d: d.update(secrets={"superuser": {"env": "A", "file": "/x"}}))
-    assert problems == ["secrets.superuser: give exactly one of secret, env or file (got env, file)"]
+    assert problems == [
+        "secrets.superuser: give exactly one of secret, env or file (got env, file)"
+    ]
 
 
 def test_spec_database_owner_must_be_a_role() -> None:

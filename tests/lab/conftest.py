@@ -1,0 +1,32 @@
+"""Fixtures for lab tests: one lab for the whole session, reused when it is already up."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pgha.hosts.host import close_all
+from pgha.lab.hosts import LabUpResult, lab_status, lab_up
+from pgha.lab.layout import MIN_HOSTS
+from pgha.spec import ClusterSpec, load_spec
+
+CLUSTERS_DIR = Path(__file__).resolve().parents[2] / "clusters"
+
+
+@pytest.fixture(scope="session")
+async def lab() -> AsyncIterator[LabUpResult]:
+    """The running lab (brought up if needed). Keeps the current host count, so a lab that
+    someone else brought up with --hosts 7 is not shrunk, and leaves the lab up afterwards:
+    lab_up is idempotent and other tests and engineers share it."""
+    current = await lab_status()
+    result = await lab_up(len(current) if len(current) >= MIN_HOSTS else 6, CLUSTERS_DIR)
+    yield result
+    await close_all()
+
+
+@pytest.fixture(scope="session")
+def lab_spec(lab: LabUpResult) -> ClusterSpec:
+    """clusters/lab.yaml exactly as pgha reads it."""
+    return load_spec(lab.spec_path)
