@@ -27,7 +27,7 @@ from pgha.settings import TemporalSettings, temporal_settings
 from pgha.spec import load_spec, spec_to_yaml
 from pgha.temporal import connect, embedded_server_command, server_paths
 from pgha.views import preflight_report, progress_view
-from pgha.worker import in_process_worker_if_needed, run_worker
+from pgha.worker import in_process_worker_if_needed, run_worker, worker_polling
 
 app = typer.Typer(
     help="Provision and operate highly available PostgreSQL clusters with durable workflows.",
@@ -139,7 +139,9 @@ async def _follow(
         note = "" if in_process else "(a worker is polling)"
         result = asyncio.ensure_future(handle.result())
         progress: Progress | None = None
-        with Live(progress_view(None, handle.id), console=console, refresh_per_second=4) as live:
+        with Live(
+            progress_view(None, handle.id), console=console, refresh_per_second=4, transient=True
+        ) as live:
             while True:
                 with contextlib.suppress(RPCError, TimeoutError, Exception):
                     progress = await asyncio.wait_for(
@@ -178,6 +180,11 @@ async def _operate(op_name: str, cluster: str, arg: Any, detach: bool) -> Any:
         console.print(f"watch it in the Temporal Web UI: {url}")
     if detach:
         console.print(f"follow it with `pgha watch {handle.id}`")
+        if not await worker_polling(client, settings.task_queue):
+            console.print(
+                f"[yellow]no `pgha worker` polls task queue {settings.task_queue}: the operation "
+                "waits until one does (`pgha watch` runs one while it follows)[/]"
+            )
         return None
     return await _follow_and_report(client, settings, handle, op_name)
 

@@ -45,29 +45,43 @@ def progress_view(progress: Progress | None, workflow_id: str, note: str = "") -
     return Group(head, table)
 
 
-def preflight_report(result: PreflightResult) -> Table:
-    table = Table(title=f"preflight of cluster {result.cluster}", show_lines=True)
-    for col in ("host", "roles", "os", "cpu", "memory", "disk free", "findings"):
+def preflight_report(result: PreflightResult) -> Group:
+    """A row per host, then each warning or blocking finding once, with the hosts it hit."""
+    table = Table(title=f"preflight of cluster {result.cluster}", title_justify="left")
+    for col in ("host", "address", "roles", "os", "cpu", "memory", "disk free", "verdict"):
         table.add_column(col, overflow="fold")
+    grouped: dict[tuple[Severity, str, str], list[str]] = {}
     for h in result.hosts:
         f = h.facts
-        notes = Text()
-        for finding in h.findings:
-            if finding.severity == Severity.ok:
-                continue
-            notes.append(
-                f"{finding.severity}: {finding.check}: {finding.message}\n",
-                SEVERITY_STYLE[finding.severity],
-            )
-        if not notes.plain:
-            notes.append("all checks passed", "green")
+        warnings = [x for x in h.findings if x.severity == Severity.warning]
+        for x in h.findings:
+            if x.severity != Severity.ok:
+                grouped.setdefault((x.severity, x.check, x.message), []).append(h.host)
+        if h.blocking:
+            verdict = Text(f"{len(h.blocking)} blocking", SEVERITY_STYLE[Severity.blocking])
+        elif warnings:
+            verdict = Text(f"ready, {len(warnings)} warning(s)", SEVERITY_STYLE[Severity.warning])
+        else:
+            verdict = Text("ready", SEVERITY_STYLE[Severity.ok])
         table.add_row(
-            f"{h.host}\n{h.address}",
+            h.host,
+            h.address,
             ", ".join(r.value for r in h.roles),
             f"{f.os_id} {f.os_version}" if f else "?",
             str(f.cpus) if f else "?",
-            f"{f.memory_mb} MB" if f else "?",
-            "\n".join(f"{p}: {g:.1f} GB" for p, g in f.disks.items()) if f else "?",
-            notes,
+            f"{f.memory_mb / 1024:.1f} GiB" if f else "?",
+            "\n".join(f"{p} {g:.0f} GB" for p, g in f.disks.items()) if f else "?",
+            verdict,
         )
-    return table
+    notes = []
+    order = {Severity.blocking: 0, Severity.warning: 1}
+    for (severity, check, message), hosts in sorted(
+        grouped.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])
+    ):
+        who = "all hosts" if len(hosts) == len(result.hosts) > 1 else ", ".join(hosts)
+        notes.append(
+            Text.assemble(
+                (f"{severity} ", SEVERITY_STYLE[severity]), f"{check} on {who}: ", message
+            )
+        )
+    return Group(table, *notes)

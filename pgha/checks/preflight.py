@@ -230,8 +230,8 @@ def evaluate(inp: HostCheckInput, facts: HostFacts) -> list[Finding]:
         add(
             "time",
             Severity.warning,
-            f"clock not synchronized ({facts.time_detail}); etcd and Patroni leases assume "
-            "close clocks: enable systemd-timesyncd or chrony",
+            f"clock not synchronized: {facts.time_detail}; enable systemd-timesyncd or chrony "
+            "(etcd and Patroni leases assume close clocks)",
         )
     else:
         add("time", Severity.warning, f"time sync state unknown: {facts.time_detail}")

@@ -114,8 +114,11 @@ class Host:
             stdin = self._sudo_password.get_secret_value() + "\n" + (input or "")
         with tracer.start_as_current_span(
             f"ssh {name}",
-            attributes={"pgha.host": self.name, "net.peer.name": self.address,
-                        "pgha.command": name},
+            attributes={
+                "pgha.host": self.name,
+                "net.peer.name": self.address,
+                "pgha.command": name,
+            },
         ) as span:
             started = time.monotonic()
             try:
@@ -145,9 +148,9 @@ class Host:
                 duration_s=time.monotonic() - started,
             )
         if check and not result.ok:
-            raise CommandFailed(
-                self.name, self.address, shown, code, stderr_tail(result.stderr or result.stdout)
-            )
+            # stdout is returned unmasked for parsing, but never reported unmasked.
+            tail = mask(stderr_tail(result.stderr or result.stdout), secrets)
+            raise CommandFailed(self.name, self.address, shown, code, tail)
         return result
 
     async def run_all(self, cmds: Sequence[Command], **kw: object) -> list[CommandResult]:
@@ -189,6 +192,13 @@ def _drop(target: HostTarget) -> None:
         conn.close()
 
 
+def _known_hosts_name(target: HostTarget) -> str:
+    """How known_hosts names the host: ``addr``, or ``'[addr]:port'`` off port 22."""
+    if target.port == 22:
+        return target.address
+    return shlex.quote(f"[{target.address}]:{target.port}")
+
+
 def _known_key_exists(target: HostTarget, known_hosts: str) -> bool:
     try:
         db = asyncssh.read_known_hosts(known_hosts)
@@ -214,7 +224,9 @@ async def _open(target: HostTarget) -> asyncssh.SSHClientConnection:
                 target.address,
                 port=target.port,
                 username=target.user,
-                client_keys=[key_file] if key_file else None,
+                # () = the default keys (~/.ssh/id_*) and the agent; None would turn
+                # public key authentication off altogether.
+                client_keys=[key_file] if key_file else (),
                 known_hosts=known_hosts,
                 agent_path=None if key_file else (),
                 keepalive_interval=15,
@@ -230,7 +242,8 @@ async def _open(target: HostTarget) -> asyncssh.SSHClientConnection:
                 target.name,
                 f"host {target.label}: the SSH host key does not match the one in "
                 f"{target.known_hosts}. If the host was rebuilt, remove the old entry "
-                f"(`ssh-keygen -R {target.address} -f {target.known_hosts}`) and add the new "
+                f"(`ssh-keygen -R {_known_hosts_name(target)} -f {target.known_hosts}`) and "
+                "add the new "
                 "key after checking its fingerprint; otherwise someone may be intercepting "
                 f"the connection. ({err.reason})",
             ) from None
