@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
         HostReport,
         Severity,
     )
+    from pgha.workflows.policy import HOST_CHECK
 
 
 def healthy_facts() -> HostFacts:
@@ -101,3 +102,12 @@ class HoldCluster:
     async def run(self, cluster: str) -> str:
         await workflow.wait_condition(lambda: self.release, timeout=timedelta(minutes=5))
         return cluster
+
+
+@workflow.defn(name="CheckOneHost")
+class CheckOneHost:
+    """The preflight activity on one host, outside a whole cluster spec (tracing test)."""
+
+    @workflow.run
+    async def run(self, inp: HostCheckInput) -> HostReport:
+        return await HOST_CHECK.execute("preflight.check_host", inp, HostReport, summary="one")
