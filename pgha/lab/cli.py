@@ -14,7 +14,8 @@ from rich.table import Table
 
 from pgha.errors import PghaError
 from pgha.hosts.host import close_all
-from pgha.lab.hosts import LabHost, lab_down, lab_power, lab_status, lab_up
+from pgha.lab.hosts import LabHost, LabUpResult, lab_down, lab_power, lab_status, lab_up
+from pgha.lab.layout import DEFAULT_HOSTS, MIN_HOSTS
 
 T = TypeVar("T")
 
@@ -67,14 +68,19 @@ def _progress(line: str) -> None:
 @lab_app.command()
 def up(
     hosts: Annotated[
-        int, typer.Option("--hosts", help="5 (no backup host), 6, 7 (adds verify1), up to 13")
-    ] = 6,
+        int | None,
+        typer.Option(
+            "--hosts",
+            help="5 (no backup host), 6, 7 (adds verify1), up to 13; default: keep the "
+            "running lab's size, else 6",
+        ),
+    ] = None,
     clusters_dir: Annotated[
         Path, typer.Option("--clusters-dir", help="Where to write lab.yaml")
     ] = Path("clusters"),
 ) -> None:
     """Create or start the lab hosts and write clusters/lab.yaml. Safe to rerun."""
-    result = _run(lab_up(hosts, clusters_dir, progress=_progress))
+    result = _run(_up(hosts, clusters_dir))
     console.print(_table(result.hosts, {k: v.value for k, v in result.actions.items()}))
     if result.removed:
         console.print(f"removed: {', '.join(result.removed)}")
@@ -86,6 +92,14 @@ def up(
         highlight=False,
         soft_wrap=True,
     )
+
+
+async def _up(hosts: int | None, clusters_dir: Path) -> LabUpResult:
+    if hosts is None:
+        # Re-running `pgha lab up` must never shrink a lab someone grew with --hosts.
+        running = await lab_status()
+        hosts = len(running) if len(running) >= MIN_HOSTS else DEFAULT_HOSTS
+    return await lab_up(hosts, clusters_dir, progress=_progress)
 
 
 @lab_app.command()

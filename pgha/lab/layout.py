@@ -18,6 +18,8 @@ DEFAULT_SUBNET = "10.77.0.0/24"
 SUBNET_ENV = "PGHA_LAB_SUBNET"
 CLUSTER = "lab"
 MIN_HOSTS = 5
+#: The reference architecture: 3 database nodes, 2 proxies, 1 backup repository.
+DEFAULT_HOSTS = 6
 #: Host number within the subnet; the same in any subnet (.11 of 10.77.0.0/24 is 10.77.0.11).
 FIXED_OFFSETS = {"db1": 11, "db2": 12, "db3": 13, "proxy1": 21, "proxy2": 22,
                  "backup1": 31, "verify1": 32}  # fmt: skip
