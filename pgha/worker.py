@@ -56,11 +56,11 @@ def build_worker(
 
 async def run_worker(client: Client, task_queue: str) -> None:
     """Run until SIGTERM or SIGINT, then let running activities finish (up to 30 s)."""
-    worker = build_worker(client, task_queue)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    worker = build_worker(client, task_queue)
     async with worker:
         await stop.wait()
     await close_all()
