@@ -13,21 +13,27 @@ from pydantic import SecretStr
 
 from pgha.errors import CommandFailed
 from pgha.hosts.facts.packages import check_package_name, installed_packages
-from pgha.hosts.host import Host, render_command
+from pgha.hosts.host import Host, mask, render_command
 from pgha.hosts.result import Outcome
 
 #: How long apt waits for another apt/dpkg (unattended-upgrades...) to release its lock
 #: before giving up with "Could not get lock".
 LOCK_WAIT_S = 60
 
-#: apt's error when the lock stayed busy. While it waits it prints "Waiting for cache lock:
-#: Could not get lock...", which is no failure: only the "E: " line counts.
-APT_LOCK_BUSY = "E: Could not get lock"
+#: apt's errors when another apt or dpkg holds a lock: "Could not get lock" without a lock
+#: timeout, "Unable to acquire the dpkg frontend lock" once DPkg::Lock::Timeout ran out
+#: (its "Waiting for cache lock: ..." lines go to stdout and are no failure), and "Unable
+#: to lock directory /var/lib/apt/lists/" from `apt-get update`, which does not wait.
+APT_LOCK_ERRORS = (
+    "E: Could not get lock ",
+    "E: Unable to acquire the dpkg frontend lock",
+    "E: Unable to lock ",
+)
 
 
 def apt_lock_busy(err: CommandFailed) -> bool:
     """Whether apt failed because another apt or dpkg held its lock (transient)."""
-    return any(line.startswith(APT_LOCK_BUSY) for line in err.stderr_tail.splitlines())
+    return any(line.startswith(APT_LOCK_ERRORS) for line in err.stderr_tail.splitlines())
 
 
 def _same_version(installed: str, wanted: str) -> bool:
@@ -103,14 +109,11 @@ async def ensure_packages(
             host.address,
             err.command,
             err.exit_code,
-            f"another apt or dpkg process held the lock for over {LOCK_WAIT_S} s; this is "
-            f"transient and safe to retry:\n{err.stderr_tail}",
+            "another apt or dpkg process (unattended-upgrades, an operator) holds apt's lock; "
+            f"apt waited up to {LOCK_WAIT_S} s for it. This is transient and safe to retry:"
+            f"\n{err.stderr_tail}",
         ) from None
     return Outcome.made(
         f"installed {', '.join(pinned + loose)}",
-        [_masked(render_command(c), password) for c in todo],
+        [mask(render_command(c), secrets) for c in todo],
     )
-
-
-def _masked(line: str, password: str | None) -> str:
-    return line.replace(password, "********") if password else line

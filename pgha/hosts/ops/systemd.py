@@ -62,6 +62,8 @@ async def daemon_reload(host: Host, units: Sequence[str] = ()) -> Outcome:
 
     :param units: the units whose files the caller wrote.
     """
+    if isinstance(units, str):  # a str is a Sequence[str] too: one unit, not its letters
+        units = [units]
     if units:
         states = await asyncio.gather(*(facts.unit_state(host, u) for u in units))
         stale = [s.unit for s in states if s.need_daemon_reload]
