@@ -10,10 +10,10 @@ from pgha.checks.preflight import (
     port_claims,
     release_urls,
 )
-from pgha.spec import PackageSource, Role, parse_spec
-from tests.unit.test_spec import GOOD
+from pgha.spec import PackageSource, Role
+from tests.specs import reference_spec
 
-SPEC = parse_spec(GOOD, "x")
+SPEC = reference_spec()
 
 
 def facts(**changes: object) -> HostFacts:

@@ -10,21 +10,11 @@ import pytest
 
 from pgha.errors import SpecError
 from pgha.spec import Role, load_spec, parse_spec, resolve_spec_path
+from tests.specs import REFERENCE
 
 ROOT = Path(__file__).parents[2]
 
-GOOD: dict[str, Any] = {
-    "cluster": "prod",
-    "hosts": [
-        {"name": "db1", "address": "10.0.0.11", "roles": ["postgres", "etcd"]},
-        {"name": "db2", "address": "10.0.0.12", "roles": ["postgres", "etcd"]},
-        {"name": "db3", "address": "10.0.0.13", "roles": ["postgres", "etcd"]},
-        {"name": "proxy1", "address": "10.0.0.21", "roles": ["haproxy"]},
-        {"name": "proxy2", "address": "10.0.0.22", "roles": ["haproxy"]},
-        {"name": "backup1", "address": "10.0.0.31", "roles": ["backup-repo", "verify-target"]},
-    ],
-    "vip": {"address": "10.0.0.100/24"},
-}
+GOOD = REFERENCE
 
 
 def bad(mutate: Any) -> list[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -23,6 +25,22 @@ from tests.workflows.fakes import (
 
 def worker(env: WorkflowEnvironment, task_queue: str, activity: object) -> Worker:
     return Worker(env.client, task_queue=task_queue, workflows=[Preflight], activities=[activity])
+
+
+async def failed_preflight(
+    env: WorkflowEnvironment, task_queue: str, spec: ClusterSpec, activity: object
+) -> tuple[ApplicationError, PreflightResult, Progress, WorkflowHandle[Any, Any]]:
+    """Run a preflight that must fail: its failure, the report it carries, progress, handle."""
+    async with worker(env, task_queue, activity):
+        handle = await start_operation(
+            env.client, PREFLIGHT, spec.cluster, PreflightInput(spec=spec), task_queue=task_queue
+        )
+        with pytest.raises(WorkflowFailureError) as caught:
+            await handle.result()
+        progress = await handle.query("progress", result_type=Progress)
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError)
+    return cause, PreflightResult.model_validate(cause.details[0]), progress, handle
 
 
 async def test_preflight_all_hosts_healthy_returns_report_and_tags_run(
@@ -47,18 +65,11 @@ async def test_preflight_all_hosts_healthy_returns_report_and_tags_run(
 async def test_preflight_blocking_finding_fails_with_report(
     env: WorkflowEnvironment, task_queue: str, spec: ClusterSpec
 ) -> None:
-    async with worker(env, task_queue, check_host_db2_blocked):
-        handle = await start_operation(
-            env.client, PREFLIGHT, spec.cluster, PreflightInput(spec=spec), task_queue=task_queue
-        )
-        with pytest.raises(WorkflowFailureError) as caught:
-            await handle.result()
-        progress = await handle.query("progress", result_type=Progress)
-    cause = caught.value.cause
-    assert isinstance(cause, ApplicationError)
+    cause, report, progress, _ = await failed_preflight(
+        env, task_queue, spec, check_host_db2_blocked
+    )
     assert cause.type == "PreflightBlocked"
     assert "db2: ports: port 5432 is in use by nginx" in cause.message
-    report = PreflightResult.model_validate(cause.details[0])
     assert [h.host for h in report.hosts if h.blocking] == ["db2"]
     assert progress.step("db2").state == StepState.failed
     assert progress.step("db1").state == StepState.ok
@@ -67,15 +78,10 @@ async def test_preflight_blocking_finding_fails_with_report(
 async def test_preflight_host_key_mismatch_is_blocking_finding_not_retried(
     env: WorkflowEnvironment, task_queue: str, spec: ClusterSpec
 ) -> None:
-    async with worker(env, task_queue, check_host_proxy1_key_mismatch):
-        handle = await start_operation(
-            env.client, PREFLIGHT, spec.cluster, PreflightInput(spec=spec), task_queue=task_queue
-        )
-        with pytest.raises(WorkflowFailureError) as caught:
-            await handle.result()
-    cause = caught.value.cause
-    assert isinstance(cause, ApplicationError)
-    report = PreflightResult.model_validate(cause.details[0])
+    _, report, progress, handle = await failed_preflight(
+        env, task_queue, spec, check_host_proxy1_key_mismatch
+    )
+    assert progress.step("proxy1").state == StepState.failed
     (proxy1,) = [h for h in report.hosts if h.host == "proxy1"]
     assert proxy1.blocking[0].check == "ssh"
     assert "host key does not match" in proxy1.blocking[0].message

@@ -19,7 +19,7 @@ from pgha.checks.preflight import PreflightInput
 from pgha.operations import PREFLIGHT, start_operation
 from pgha.worker import WORKFLOWS
 from pgha.workflows.preflight import Preflight
-from tests.workflows.conftest import lab_like_spec
+from tests.specs import reference_spec
 from tests.workflows.fakes import check_host_db2_blocked, check_host_ok
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -30,7 +30,7 @@ CASES = {"preflight_ok": check_host_ok, "preflight_blocked": check_host_db2_bloc
 async def test_write_histories(env: WorkflowEnvironment, task_queue: str) -> None:
     HISTORIES.mkdir(exist_ok=True)
     for name, activity in CASES.items():
-        spec = lab_like_spec("replay")
+        spec = reference_spec("replay")
         async with Worker(
             env.client, task_queue=task_queue, workflows=[Preflight], activities=[activity]
         ):
