@@ -7,10 +7,12 @@ import contextlib
 import os
 import subprocess
 import sys
+import traceback
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from opentelemetry import trace
 from rich.console import Console
 from rich.live import Live
 from rich.syntax import Syntax
@@ -269,11 +271,34 @@ def cancel(
 def main() -> None:
     # Temporal's Rust core logs to stderr; keep the CLI quiet unless asked.
     os.environ.setdefault("RUST_LOG", "error")
+    code: int = 0
     try:
         app()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except PghaError as err:  # errors raised outside _run (e.g. load_spec in cancel)
         err_console.print(f"[bold red]error:[/] {err}", highlight=False)
-        sys.exit(2 if isinstance(err, SpecError) else 1)
+        code = 2 if isinstance(err, SpecError) else 1
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Flush output and spans, then leave without interpreter finalization.
+
+    The Temporal SDK's Rust threads can call into Python while the interpreter finalizes
+    and abort the process (SIGABRT, "PyGILState_Release ... finalizing": sdk-python issue
+    #300), turning a clean exit into a crash. Everything pgha must do is done by now.
+    """
+    provider = trace.get_tracer_provider()
+    shutdown = getattr(provider, "shutdown", None)
+    if callable(shutdown):
+        shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
