@@ -4,32 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import subprocess
 import sys
 import traceback
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn
 
 import typer
 from opentelemetry import trace
-from rich.console import Console
 from rich.live import Live
 from rich.syntax import Syntax
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.service import RPCError
 
 from pgha.checks.preflight import PreflightInput, PreflightResult
-from pgha.errors import OperationFailed, PghaError, SpecError
+from pgha.cli_support import State, console, err_console, print_error, run_async
+from pgha.errors import OperationFailed, PghaError, SpecError, TemporalUnavailable
 from pgha.lab.cli import lab_app
 from pgha.operations import OPERATIONS, PREFLIGHT, lock_id, start_operation
 from pgha.progress import Progress
-from pgha.settings import TemporalSettings, temporal_settings
+from pgha.settings import EMBEDDED_ADDRESS, TemporalSettings, temporal_settings
 from pgha.spec import load_spec, spec_to_yaml
-from pgha.temporal import connect, embedded_server_command, server_paths
+from pgha.temporal import connect, embedded_server_command, server_paths, server_running
 from pgha.views import preflight_report, progress_view
-from pgha.worker import in_process_worker_if_needed, run_worker, worker_polling
+from pgha.worker import (
+    in_process_worker,
+    in_process_worker_if_needed,
+    run_worker,
+    worker_polling,
+)
 
 app = typer.Typer(
     help="Provision and operate highly available PostgreSQL clusters with durable workflows.",
@@ -42,9 +52,9 @@ app.add_typer(spec_app, name="spec")
 app.add_typer(run_app, name="run")
 app.add_typer(lab_app, name="lab")
 
-console = Console()
-err_console = Console(stderr=True)
-T = TypeVar("T")
+#: How long `pgha run` waits for a polling worker to pick the workflow up before it runs one.
+NO_WORKER_GRACE_S = 8.0
+
 
 ClusterOpt = Annotated[
     str,
@@ -57,29 +67,15 @@ DetachOpt = Annotated[
 ]
 
 
-class State:
-    debug = False
-
-
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
     State.debug = debug
-
-
-def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine; print PghaErrors plainly (exit 2 for specs, 1 otherwise)."""
-    try:
-        return asyncio.run(coro_fn())  # type: ignore[arg-type]
-    except PghaError as err:
-        if State.debug:
-            raise
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False)
-        raise typer.Exit(2 if isinstance(err, SpecError) else 1) from None
-    except KeyboardInterrupt:
-        err_console.print("interrupted; the workflow keeps running (see `pgha watch`)")
-        raise typer.Exit(130) from None
+    # The in-process worker logs every retried activity with a traceback; the progress view
+    # already shows the failure. --debug brings them back.
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    logging.getLogger("temporalio").setLevel(logging.DEBUG if debug else logging.CRITICAL)
 
 
 # ---------------------------------------------------------------- spec
@@ -94,7 +90,7 @@ def spec_check(cluster: ClusterOpt) -> None:
         console.print(Syntax(spec_to_yaml(spec), "yaml", background_color="default"))
         console.print(f"[green]{cluster}: valid[/]")
 
-    _run(go)
+    run_async(go)
 
 
 # ---------------------------------------------------------------- server and worker
@@ -109,6 +105,12 @@ def server(
     settings = temporal_settings()
     if not settings.embedded:
         err_console.print("PGHA_TEMPORAL_ADDRESS is set: pgha uses that server, not this one.")
+    if server_running():
+        err_console.print(
+            f"[bold red]error:[/] a Temporal server already listens on {EMBEDDED_ADDRESS} "
+            "(started in the background by `pgha run`?); pgha uses it as it is"
+        )
+        raise typer.Exit(1)
     console.print(f"Temporal dev server: {db}; Web UI {settings.web_ui or '(headless)'}")
     with contextlib.suppress(KeyboardInterrupt):
         raise typer.Exit(subprocess.call(embedded_server_command(db, headless=headless)))
@@ -119,15 +121,25 @@ def worker() -> None:
     """Run a worker for every pgha workflow and activity (stops cleanly on SIGTERM)."""
     settings = temporal_settings()
 
+    # A long-lived worker is where activity failures and retries are read: log them.
+    logging.getLogger("temporalio").setLevel(logging.INFO)
+
     async def go() -> None:
         client = await connect(settings)
         console.print(
             f"worker on task queue {settings.task_queue} at {settings.target} "
             f"(namespace {settings.namespace}); SIGTERM stops it"
         )
-        await run_worker(client, settings.task_queue)
+        try:
+            await run_worker(client, settings.task_queue)
+        except RuntimeError as err:  # the SDK's "Worker validation failed" and friends
+            cause = f": {err.__cause__}" if err.__cause__ else ""
+            raise TemporalUnavailable(
+                f"the worker could not start on {settings.target} (namespace "
+                f"{settings.namespace}): {err}{cause}"
+            ) from None
 
-    _run(go)
+    run_async(go)
 
 
 # ---------------------------------------------------------------- operations
@@ -136,22 +148,36 @@ def worker() -> None:
 async def _follow(
     client: Client, settings: TemporalSettings, handle: WorkflowHandle[Any, Any]
 ) -> Any:
-    """Show the workflow's progress query live until it ends; return its result."""
-    async with in_process_worker_if_needed(client, settings.task_queue) as in_process:
-        note = "" if in_process else "(a worker is polling)"
+    """Show the workflow's progress query live until it ends; return its result.
+
+    Runs a worker in this process when none polls, or when the one that seemed to poll has
+    not picked the workflow up within NO_WORKER_GRACE_S (the server lists a stopped worker
+    as a poller for a while).
+    """
+    loop = asyncio.get_running_loop()
+    async with contextlib.AsyncExitStack() as stack:
+        in_process = await stack.enter_async_context(
+            in_process_worker_if_needed(client, settings.task_queue)
+        )
+        started = loop.time()
         result = asyncio.ensure_future(handle.result())
         progress: Progress | None = None
         with Live(
             progress_view(None, handle.id), console=console, refresh_per_second=4, transient=True
         ) as live:
-            while True:
-                with contextlib.suppress(RPCError, TimeoutError, Exception):
+            while not result.done():
+                with contextlib.suppress(RPCError, TimeoutError, WorkflowQueryFailedError):
                     progress = await asyncio.wait_for(
                         handle.query("progress", result_type=Progress), 2
                     )
+                if progress is None and not in_process:
+                    if loop.time() - started > NO_WORKER_GRACE_S:
+                        await stack.enter_async_context(
+                            in_process_worker(client, settings.task_queue)
+                        )
+                        in_process = True
+                note = "" if in_process else "(waiting for the polling worker)"
                 live.update(progress_view(progress, handle.id, note))
-                if result.done():
-                    break
                 await asyncio.wait({result}, timeout=0.5)
         return await result
 
@@ -199,7 +225,12 @@ async def _follow_and_report(
     except WorkflowFailureError as err:
         message, details = _failure(err)
         if op_name == PREFLIGHT.name and isinstance(details, dict):
-            console.print(preflight_report(PreflightResult.model_validate(details)))
+            report = PreflightResult.model_validate(details)
+            console.print(preflight_report(report))
+            raise OperationFailed(
+                f"preflight of {report.cluster} found {len(report.blocking)} blocking "
+                "problem(s), listed above; fix them and run it again"
+            ) from None
         raise OperationFailed(f"{op_name} failed: {message}") from None
     if op_name == PREFLIGHT.name:
         report = PreflightResult.model_validate(result)
@@ -216,7 +247,7 @@ def run_preflight(cluster: ClusterOpt, detach: DetachOpt = False) -> None:
         spec = load_spec(cluster)
         await _operate(PREFLIGHT.name, spec.cluster, PreflightInput(spec=spec), detach)
 
-    _run(go)
+    run_async(go)
 
 
 def _operation_of(workflow_id: str) -> str:
@@ -242,7 +273,7 @@ def watch(workflow_id: Annotated[str, typer.Argument(help="Workflow id to follow
         op = _operation_of(workflow_id) or (desc.search_attributes.get("PghaOperation") or [""])[0]
         await _follow_and_report(client, settings, handle, str(op))
 
-    _run(go)
+    run_async(go)
 
 
 @app.command()
@@ -265,7 +296,7 @@ def cancel(
             raise OperationFailed(f"cannot cancel {wf_id}: {err}") from None
         console.print(f"cancellation requested for {wf_id}")
 
-    _run(go)
+    run_async(go)
 
 
 def main() -> None:
@@ -277,7 +308,7 @@ def main() -> None:
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except PghaError as err:  # errors raised outside _run (e.g. load_spec in cancel)
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False)
+        print_error(str(err))
         code = 2 if isinstance(err, SpecError) else 1
     except BaseException:
         traceback.print_exc()

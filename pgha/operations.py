@@ -22,7 +22,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from pgha.errors import ClusterBusy
-from pgha.temporal import CLUSTER_ATTR, OPERATION_ATTR
+from pgha.search_attributes import CLUSTER_ATTR, OPERATION_ATTR
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@ not there yet gets a fresh random value, so clusters get strong generated passwo
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets as _random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -34,29 +37,53 @@ def _read_store(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def stored_secret(name: str, *, generate: bool = True) -> SecretStr:
-    """The value of ``name`` in the store, generated and saved when missing. Idempotent."""
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialize read-modify-write of the store between worker processes on this machine."""
+    fd = os.open(path.with_suffix(".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def stored_secret(name: str, *, generate: bool) -> SecretStr:
+    """The value of ``name`` in the store; with ``generate``, a new random one is saved when
+    missing (for credentials pgha itself sets, such as database passwords). Idempotent.
+
+    The store is local to the worker's machine: workers on several machines need the same
+    store file (or env/file references), or each would generate its own value.
+
+    :raises SettingsError: the name is missing and ``generate`` is False.
+    """
     path = store_path()
-    store = _read_store(path)
-    if name not in store:
-        if not generate:
-            raise SettingsError(f"{path}: no secret named {name!r}")
-        store[name] = _random.token_urlsafe(24)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(store, f, indent=2, sort_keys=True)
-        tmp.replace(path)
+    with _locked(path):
+        store = _read_store(path)
+        if name not in store:
+            if not generate:
+                raise SettingsError(
+                    f"{path}: no secret named {name!r}; add it (`pgha` stores JSON "
+                    '{"name": "value"}, mode 0600) or reference {env: VAR} / {file: PATH}'
+                )
+            store[name] = _random.token_urlsafe(24)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(store, f, indent=2, sort_keys=True)
+            tmp.replace(path)
     return SecretStr(store[name])
 
 
-def resolve(ref: SecretRef) -> SecretStr:
+def resolve(ref: SecretRef, *, generate: bool = False) -> SecretStr:
     """The secret's value.
 
-    :raises SettingsError: when the environment variable or file it names is missing.
+    :param generate: create a missing ``{secret: name}``; only for credentials that pgha
+        itself sets. A password pgha must *know* (sudo) is never invented.
+    :raises SettingsError: when the secret, environment variable or file is missing.
     """
     if ref.secret is not None:
-        return stored_secret(ref.secret)
+        return stored_secret(ref.secret, generate=generate)
     if ref.env is not None:
         value = os.environ.get(ref.env)
         if value is None:

@@ -163,6 +163,7 @@ class BackupSettings(Model):
 
 class PreflightSettings(Model):
     min_memory_mb: int = Field(1024, ge=0)
+    #: GiB free on the filesystem of each data path (data directory, backup repository).
     min_disk_free_gb: float = Field(2.0, ge=0)
     min_cpus: int = Field(1, ge=1)
 

@@ -4,6 +4,7 @@ dev server (``temporal server start-dev`` with SQLite under pgha's state directo
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import shutil
 import socket
@@ -14,19 +15,15 @@ from pathlib import Path
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, TLSConfig
-from temporalio.common import SearchAttributeKey
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from pgha.errors import SettingsError, TemporalUnavailable
+from pgha.search_attributes import SEARCH_ATTRIBUTES
 from pgha.settings import EMBEDDED_ADDRESS, EMBEDDED_UI_PORT, TemporalSettings, state_dir
 from pgha.settings import temporal_settings as _env_settings
 from pgha.telemetry import setup_tracing
-
-CLUSTER_ATTR = SearchAttributeKey.for_keyword("PghaCluster")
-OPERATION_ATTR = SearchAttributeKey.for_keyword("PghaOperation")
-SEARCH_ATTRIBUTES = (CLUSTER_ATTR, OPERATION_ATTR)
 
 SERVER_START_TIMEOUT_S = 60.0
 
@@ -95,22 +92,37 @@ def start_embedded_server_background() -> subprocess.Popen[bytes]:
     return proc
 
 
+def server_running() -> bool:
+    return _port_open(EMBEDDED_ADDRESS)
+
+
 async def ensure_embedded_server() -> bool:
     """Make sure the embedded dev server answers; start it in the background if not.
+
+    Two commands starting at once must not start two servers on one SQLite file: the start
+    is serialized by a lock file, and whoever gets the lock second finds the port open.
 
     :returns: True when this call started it.
     :raises TemporalUnavailable: when it does not come up in time (with its log's tail).
     """
-    if _port_open(EMBEDDED_ADDRESS):
+    if server_running():
         return False
-    proc = start_embedded_server_background()
-    deadline = asyncio.get_running_loop().time() + SERVER_START_TIMEOUT_S
-    while asyncio.get_running_loop().time() < deadline:
-        if proc.poll() is not None:
-            break
-        if _port_open(EMBEDDED_ADDRESS):
+    lock_fd = os.open(server_pid_file().with_suffix(".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        await asyncio.to_thread(fcntl.flock, lock_fd, fcntl.LOCK_EX)
+        if server_running():
+            return False
+        proc = start_embedded_server_background()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SERVER_START_TIMEOUT_S
+        while loop.time() < deadline and proc.poll() is None:
+            if server_running():
+                return True
+            await asyncio.sleep(0.2)
+        if server_running():
             return True
-        await asyncio.sleep(0.2)
+    finally:
+        os.close(lock_fd)
     _, log = server_paths()
     tail = "\n".join(log.read_text(errors="replace").splitlines()[-10:]) if log.exists() else ""
     raise TemporalUnavailable(

@@ -70,7 +70,7 @@ def preflight_report(result: PreflightResult) -> Group:
             f"{f.os_id} {f.os_version}" if f else "?",
             str(f.cpus) if f else "?",
             f"{f.memory_mb / 1024:.1f} GiB" if f else "?",
-            "\n".join(f"{p} {g:.0f} GB" for p, g in f.disks.items()) if f else "?",
+            "\n".join(f"{p} {g:.0f} GiB" for p, g in f.disks.items()) if f else "?",
             verdict,
         )
     notes = []

@@ -27,6 +27,7 @@ ACTIVITIES: list[Callable[..., Any]] = [check_host]
 #: Identity prefix of the short-lived worker a CLI command runs while it waits.
 IN_PROCESS_PREFIX = "pgha-cli-worker@"
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
+IN_PROCESS_GRACEFUL_SHUTDOWN = timedelta(seconds=3)
 #: A live worker re-polls at least every ~60 s (the server's long-poll timeout); a poller
 #: seen longer ago than this is a worker that died, which the server lists for minutes.
 LIVE_POLLER_WINDOW = timedelta(seconds=75)
@@ -48,7 +49,7 @@ def build_worker(
         workflows=list(workflows),
         activities=list(activities),
         identity=identity or f"pgha-worker@{socket.gethostname()}:{os.getpid()}",
-        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        graceful_shutdown_timeout=options.pop("graceful_shutdown_timeout", GRACEFUL_SHUTDOWN),
         max_concurrent_activities=options.pop("max_concurrent_activities", 50),
         **options,
     )
@@ -85,6 +86,23 @@ async def worker_polling(client: Client, task_queue: str) -> bool:
 
 
 @asynccontextmanager
+async def in_process_worker(client: Client, task_queue: str) -> AsyncIterator[None]:
+    """Run a worker inside this (CLI) process while the body runs."""
+    worker = build_worker(
+        client,
+        task_queue,
+        identity=f"{IN_PROCESS_PREFIX}{socket.gethostname()}:{os.getpid()}",
+        # A later worker should pick up this one's workflows at once, not after 10 s.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
+        # The command is over when this exits; what still runs is retried by a later worker.
+        graceful_shutdown_timeout=IN_PROCESS_GRACEFUL_SHUTDOWN,
+    )
+    async with worker:
+        yield
+    await close_all()
+
+
+@asynccontextmanager
 async def in_process_worker_if_needed(client: Client, task_queue: str) -> AsyncIterator[bool]:
     """Run a worker inside this process while the body runs, unless another worker polls.
 
@@ -93,13 +111,5 @@ async def in_process_worker_if_needed(client: Client, task_queue: str) -> AsyncI
     if await worker_polling(client, task_queue):
         yield False
         return
-    worker = build_worker(
-        client,
-        task_queue,
-        identity=f"{IN_PROCESS_PREFIX}{socket.gethostname()}:{os.getpid()}",
-        # A later worker should pick up this one's workflows at once, not after 10 s.
-        sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
-    )
-    async with worker:
+    async with in_process_worker(client, task_queue):
         yield True
-    await close_all()

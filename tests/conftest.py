@@ -18,7 +18,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pgha.models import HostTarget
-from pgha.temporal import SEARCH_ATTRIBUTES, temporal_binary
+from pgha.search_attributes import SEARCH_ATTRIBUTES
+from pgha.temporal import temporal_binary
 
 SSHD = "/usr/sbin/sshd"
 

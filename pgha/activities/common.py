@@ -10,7 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from pgha import secrets
-from pgha.errors import PERMANENT_HOST_ERRORS, HostError, SettingsError
+from pgha.errors import PERMANENT_HOST_ERRORS, SettingsError
 from pgha.hosts.host import Host, connect
 from pgha.models import HostTarget
 
@@ -47,7 +47,3 @@ async def heartbeating(every_s: float = 2.0) -> AsyncIterator[None]:
         yield
     finally:
         task.cancel()
-
-
-def host_failure_message(err: BaseException) -> str:
-    return str(err) if isinstance(err, HostError) else f"{type(err).__name__}: {err}"

@@ -33,7 +33,9 @@ async def gather_facts(host: Host, inp: HostCheckInput) -> HostFacts:
         inp.mirror,
         [(s.uri, s.suite) for s in sources],
     )
-    reach = await asyncio.gather(*(apt.url_reachable(host, u) for u in urls))
+    reach = await asyncio.gather(
+        *(apt.url_reachable(host, u, env_proxy=inp.apt_proxy) for u in urls)
+    )
     return HostFacts(
         os_id=os_rel.id,
         os_version=os_rel.version_id,

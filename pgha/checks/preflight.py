@@ -38,6 +38,8 @@ class HostCheckInput(Model):
     package_source: PackageSource
     #: A mirror URL from the spec; None means "whatever the host's apt sources say".
     mirror: str | None
+    #: The spec's apt proxy: the reachability check goes through it, as apt will.
+    apt_proxy: str | None = None
     postgres_version: int
     thresholds: PreflightSettings
 
@@ -51,7 +53,7 @@ class HostFacts(Model):
     os_pretty: str
     cpus: int
     memory_mb: int
-    disks: dict[str, float]  # measured path -> free GB
+    disks: dict[str, float]  # path the role needs -> free GiB on its filesystem
     pid1: str
     systemd_state: str | None
     time_synchronized: bool | None
@@ -131,6 +133,7 @@ def host_check_input(spec: ClusterSpec, host: str) -> HostCheckInput:
         ports=port_claims(spec, roles),
         package_source=spec.packages.source,
         mirror=spec.packages.mirror,
+        apt_proxy=spec.packages.apt_proxy,
         postgres_version=spec.postgres.version,
         thresholds=spec.preflight,
     )
@@ -201,11 +204,11 @@ def evaluate(inp: HostCheckInput, facts: HostFacts) -> list[Finding]:
             add(
                 "disk",
                 Severity.blocking,
-                f"{free:.1f} GB free for {path}, less than preflight.min_disk_free_gb "
-                f"({t.min_disk_free_gb} GB); free space or move the path",
+                f"{free:.1f} GiB free for {path}, less than preflight.min_disk_free_gb "
+                f"({t.min_disk_free_gb} GiB); free space or move the path",
             )
         else:
-            add("disk", Severity.ok, f"{free:.1f} GB free for {path}")
+            add("disk", Severity.ok, f"{free:.1f} GiB free for {path}")
 
     if facts.pid1 != "systemd":
         add(

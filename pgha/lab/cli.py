@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from pgha.errors import PghaError
-from pgha.hosts.host import close_all
+from pgha.cli_support import console, run_async
 from pgha.lab.hosts import LabHost, LabUpResult, lab_down, lab_power, lab_status, lab_up
 from pgha.lab.layout import DEFAULT_HOSTS, MIN_HOSTS
 
 T = TypeVar("T")
 
-console = Console()
-err_console = Console(stderr=True)
 
 lab_app = typer.Typer(
     help="A local lab: docker containers with systemd and sshd, to try pgha without servers.",
@@ -34,18 +29,10 @@ class Power(StrEnum):
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
-    async def main() -> T:
-        try:
-            return await coro
-        finally:
-            await close_all()  # SSH readiness checks leave pooled connections open
+    async def go() -> T:
+        return await coro
 
-    try:
-        return asyncio.run(main())
-    except PghaError as err:
-        # soft_wrap: hard line breaks would split the commands the messages suggest.
-        err_console.print(f"[red]{err}[/red]", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+    return run_async(go)
 
 
 def _table(hosts: list[LabHost], actions: dict[str, str] | None = None) -> Table:

@@ -22,6 +22,9 @@ with workflow.unsafe.imports_passed_through():
     from pgha.workflows.tracker import Tracker
 
 
+SSH_FAILURES = {"HostUnreachable", "HostKeyMismatch", "HostKeyUnknown", "HostLoginRefused"}
+
+
 @workflow.defn(name="Preflight")
 class Preflight:
     """Runbook: log in to every host at once; look at OS, CPU, memory, disk on the data
@@ -69,12 +72,15 @@ class Preflight:
                 summary=f"preflight {name}",
             )
         except ActivityError as err:
-            cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
+            cause = err.cause if isinstance(err.cause, ApplicationError) else None
+            message = cause.message if cause else str(err)
+            # Reaching the host failed, or checking it did; say which.
+            check = "ssh" if cause and cause.type in SSH_FAILURES else "check"
             report = HostReport(
                 host=name,
                 address=str(host.address),
                 roles=host.roles,
-                findings=[Finding(check="ssh", severity=Severity.blocking, message=cause)],
+                findings=[Finding(check=check, severity=Severity.blocking, message=message)],
             )
         warnings = [f for f in report.findings if f.severity == Severity.warning]
         if report.blocking:

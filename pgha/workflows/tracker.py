@@ -6,7 +6,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from pgha.progress import Progress, Step, StepState
-    from pgha.temporal import CLUSTER_ATTR, OPERATION_ATTR
+    from pgha.search_attributes import CLUSTER_ATTR, OPERATION_ATTR
 
 
 class Tracker:

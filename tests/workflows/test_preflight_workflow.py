@@ -13,8 +13,8 @@ from temporalio.worker import Worker
 from pgha.checks.preflight import PreflightInput, PreflightResult
 from pgha.operations import PREFLIGHT, start_operation
 from pgha.progress import Progress, StepState
+from pgha.search_attributes import CLUSTER_ATTR, OPERATION_ATTR
 from pgha.spec import ClusterSpec
-from pgha.temporal import CLUSTER_ATTR, OPERATION_ATTR
 from pgha.workflows.preflight import Preflight
 from tests.workflows.fakes import (
     check_host_db2_blocked,
