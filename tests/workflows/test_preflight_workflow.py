@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -53,6 +54,8 @@ async def test_preflight_all_hosts_healthy_returns_report_and_tags_run(
         result = PreflightResult.model_validate(await handle.result())
         progress = await handle.query("progress", result_type=Progress)
         desc = await handle.describe()
+        # What the Web UI shows as the workflow's current details and summary.
+        metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
     assert [h.host for h in result.hosts] == [h.name for h in spec.hosts]
     assert result.blocking == []
     assert progress.done and progress.outcome == "6 hosts ready"
@@ -60,6 +63,9 @@ async def test_preflight_all_hosts_healthy_returns_report_and_tags_run(
     assert desc.typed_search_attributes.get(CLUSTER_ATTR) == spec.cluster
     assert desc.typed_search_attributes.get(OPERATION_ATTR) == "preflight"
     assert handle.id.startswith(f"pgha-preflight:{spec.cluster}:")
+    assert metadata.current_details.startswith(f"**preflight** on `{spec.cluster}`: done")
+    assert "| ✓ | check host | db3 | ready |" in metadata.current_details
+    assert await desc.static_summary() == f"preflight of cluster {spec.cluster}"
 
 
 async def test_preflight_blocking_finding_fails_with_report(
