@@ -13,6 +13,9 @@ PghaError                      message says what failed, where, what was seen, w
     ├── HostKeyMismatch        the host's key differs from known_hosts (permanent: never retried)
     ├── HostKeyUnknown         the host has no entry in known_hosts (permanent)
     ├── HostLoginRefused       the SSH server refused our key (permanent)
+    ├── SshKeyUnusable         ssh.key_file is missing, unreadable or not a usable key (permanent)
+    ├── SudoRefused            sudo wants a password we lack, rejects it, or is missing (permanent)
+    ├── CommandTimedOut        a command ran past its time limit and was stopped (transient)
     └── CommandFailed          a command exited non-zero; carries command, exit code, stderr tail
 ```
 
@@ -82,6 +85,26 @@ class HostLoginRefused(HostError):
     """The SSH server refused the login (wrong user or key not authorized). Permanent."""
 
 
+class SshKeyUnusable(HostError):
+    """The client key file is missing, unreadable, encrypted or not a key. Permanent."""
+
+
+class SudoRefused(HostError):
+    """sudo cannot give us root: no password configured, a wrong one, or no rule. Permanent."""
+
+
+class CommandTimedOut(HostError):
+    """A command ran past its time limit; it was stopped on the host. Transient."""
+
+    def __init__(self, host: str, address: str, command: str, limit_s: float, detail: str) -> None:
+        self.command = command
+        self.limit_s = limit_s
+        super().__init__(
+            host,
+            f"host {host} ({address}): `{command}` did not finish within {limit_s:g} s; {detail}",
+        )
+
+
 class CommandFailed(HostError):
     """A command on a host exited non-zero."""
 
@@ -100,4 +123,6 @@ PERMANENT_HOST_ERRORS: tuple[type[HostError], ...] = (
     HostKeyMismatch,
     HostKeyUnknown,
     HostLoginRefused,
+    SshKeyUnusable,
+    SudoRefused,
 )

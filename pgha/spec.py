@@ -37,7 +37,8 @@ class SshSettings(Model):
     port: int = Field(22, ge=1, le=65535)
     key_file: str = "~/.ssh/id_ed25519"
     known_hosts: str = "~/.ssh/known_hosts"
-    #: Run commands through ``sudo -n`` (needed for a non-root user).
+    #: Run commands through sudo (needed for a non-root user): ``sudo -n`` when the user has
+    #: NOPASSWD, else ``sudo -S`` with ``sudo_password``.
     sudo: bool = False
     sudo_password: SecretRef | None = None
     connect_timeout: float = Field(10.0, gt=0)

@@ -79,6 +79,10 @@ PermitRootLogin prohibit-password
 MaxSessions 10
 MaxStartups 100:30:200
 LogLevel VERBOSE
+# The throw-away sudo users of tests/sshd/conftest.py keep their key at home: sshd reads
+# authorized_keys as the user, who cannot read the root-only directory above.
+Match User pghat*
+    AuthorizedKeysFile .ssh/authorized_keys
 """
 
 

@@ -19,8 +19,8 @@ from pgha.models import HostTarget
 async def open_host(target: HostTarget) -> AsyncIterator[Host]:
     """A connected host; permanent failures become non-retryable ApplicationErrors.
 
-    Transient ones (HostUnreachable, CommandFailed) stay plain exceptions so Temporal
-    retries them by the activity's policy.
+    Transient ones (HostUnreachable, CommandTimedOut, CommandFailed) stay plain exceptions
+    so Temporal retries them by the activity's policy.
     """
     try:
         password = secrets.resolve(target.sudo_password) if target.sudo_password else None

@@ -1,4 +1,4 @@
-"""One SSH-reachable host: pooled asyncssh connections, sudo, command results, spans.
+"""One SSH-reachable host: runs commands (through sudo when needed) with limits and spans.
 
 Never imports temporalio: activities translate these errors for Temporal.
 """
@@ -6,56 +6,61 @@ Never imports temporalio: activities translate these errors for Temporal.
 from __future__ import annotations
 
 import asyncio
-import os
-import shlex
+import contextlib
+import hashlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import asyncssh
 from opentelemetry import trace
 from pydantic import SecretStr
 
-from pgha.errors import (
-    CommandFailed,
-    HostKeyMismatch,
-    HostKeyUnknown,
-    HostLoginRefused,
-    HostUnreachable,
+from pgha.errors import CommandFailed, CommandTimedOut, HostUnreachable
+from pgha.hosts.commandline import (
+    KILL_AFTER_S,
+    SUDO_NOPASSWD,
+    SUDO_PASSWORD,
+    SUDO_PROBE,
+    SUDO_WANTS_PASSWORD,
+    Command,
+    exit_code,
+    mask,
+    new_tag,
+    no_sudo_password,
+    remote_command,
+    render_command,
+    stderr_tail,
+    stop_command,
+    sudo_bad_password,
+    sudo_refused,
+    text,
+    wrong_sudo_password,
 )
+from pgha.hosts.connections import close_all, connection, drop, link
 from pgha.hosts.result import CommandResult
 from pgha.models import HostTarget
 
+__all__ = ["Command", "Host", "close_all", "connect", "mask", "render_command", "stderr_tail"]
+
 tracer = trace.get_tracer("pgha.hosts")
 
-#: OpenSSH's default MaxSessions is 10 channels per connection; stay under it.
-MAX_CHANNELS_PER_CONNECTION = 8
-#: How much of stderr an error carries.
-STDERR_TAIL_LINES = 15
-
-Command = Sequence[str] | str
-
-
-def _expand(path: str | None) -> str | None:
-    return os.path.expanduser(path) if path else None
-
-
-def render_command(cmd: Command) -> str:
-    """A list is quoted word by word; a string is passed to the remote shell as it is."""
-    return cmd if isinstance(cmd, str) else shlex.join(cmd)
+#: When sshd refuses to open a channel (MaxSessions reached, e.g. on a hardened host or by
+#: other clients), pgha retries on the same connection after these pauses, then gives up.
+CHANNEL_OPEN_RETRY_S = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0)
+#: How much longer than the limit pgha waits for the host to end the command itself.
+LOCAL_GRACE_S = KILL_AFTER_S + 5
+#: How long sshd may take to open a channel and start a command; no answer means the
+#: host or the network is gone (asyncssh's keepalive then closes the connection).
+CHANNEL_OPEN_S = 15.0
+#: Bound on the sudo check, a short command pgha runs for itself.
+SHORT_S = 30.0
+#: Bound on stopping a command pgha no longer waits for.
+STOP_S = 10.0
 
 
-def mask(text: str, secrets: Sequence[SecretStr]) -> str:
-    for s in secrets:
-        value = s.get_secret_value()
-        if value:
-            text = text.replace(value, "********")
-    return text
-
-
-def stderr_tail(stderr: str, lines: int = STDERR_TAIL_LINES) -> str:
-    return "\n".join(stderr.strip().splitlines()[-lines:])
+class _Overdue(Exception):
+    """The host did not end a command within the time pgha waits for it."""
 
 
 class Host:
@@ -75,17 +80,11 @@ class Host:
         self.address = target.address
         self._conn = conn
         self._sudo_password = sudo_password
-        self._channels = _channel_limit(conn)
+        self._link = link(conn)
 
     @property
     def needs_sudo(self) -> bool:
         return self.target.sudo and self.target.user != "root"
-
-    def _wrap(self, line: str) -> str:
-        if not self.needs_sudo:
-            return line
-        flag = "-S -p ''" if self._sudo_password else "-n"
-        return f"sudo {flag} -- sh -c {shlex.quote(line)}"
 
     async def run(
         self,
@@ -97,21 +96,33 @@ class Host:
         label: str | None = None,
         secrets: Sequence[SecretStr] = (),
     ) -> CommandResult:
-        """Run one command (as root, through sudo when the target says so).
+        """Run one command under POSIX sh (as root, through sudo when the target says so).
+
+        pgha leaves no command running that it stopped waiting for: at ``timeout`` the host
+        itself stops it (TERM, then KILL :data:`KILL_AFTER_S` later), even when the
+        connection is gone; when the caller is cancelled, pgha stops it (and everything it
+        started) before re-raising. Without a ``timeout``, a command whose connection dies
+        runs on: give one to anything that must not outlive the activity.
 
         :param cmd: an argv list (quoted for you) or a shell command line.
         :param check: raise :class:`CommandFailed` on a non-zero exit.
+        :param input: exactly what the command reads on stdin (nothing: stdin is empty).
+        :param timeout: seconds the command may run, enforced on the host.
         :param label: a short name for spans and errors, instead of the first word.
-        :param secrets: values to mask wherever the command or its output is reported.
-        :raises HostUnreachable: when the connection fails or drops (safe to retry).
+        :param secrets: values to mask wherever the command or its output is reported;
+            the sudo password is always masked.
+        :raises HostUnreachable: when the connection fails or drops, or sshd keeps
+            refusing a channel (safe to retry).
+        :raises CommandTimedOut: the command ran past ``timeout`` (safe to retry).
+        :raises SudoRefused: sudo wants a password pgha lacks, or rejects it (permanent).
         :raises CommandFailed: when ``check`` and the command exits non-zero.
         """
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive, not {timeout}")
         line = render_command(cmd)
+        secrets = [*secrets, self._sudo_password] if self._sudo_password else list(secrets)
         shown = mask(line, secrets)
         name = label or (cmd[0] if not isinstance(cmd, str) else line.split(" ", 1)[0])
-        stdin = input
-        if self.needs_sudo and self._sudo_password:
-            stdin = self._sudo_password.get_secret_value() + "\n" + (input or "")
         with tracer.start_as_current_span(
             f"ssh {name}",
             attributes={
@@ -121,30 +132,55 @@ class Host:
             },
         ) as span:
             started = time.monotonic()
+            sudo, password_line = await self._sudo()
+            tag = new_tag()
             try:
-                async with self._channels:
-                    proc = await asyncio.wait_for(
-                        self._conn.run(self._wrap(line), input=stdin, check=False), timeout
-                    )
-            except TimeoutError:
+                proc, ran_s = await self._exec(
+                    remote_command(line, tag, timeout, sudo),
+                    password_line + (input or ""),
+                    shown,
+                    wait_s=None if timeout is None else timeout + LOCAL_GRACE_S,
+                    stop=(tag, sudo, password_line),
+                )
+            except _Overdue:
                 span.set_attribute("pgha.timeout", True)
-                raise HostUnreachable(
+                raise CommandTimedOut(
                     self.name,
-                    f"host {self.target.label}: `{shown}` did not finish within {timeout} s",
+                    self.address,
+                    shown,
+                    timeout or 0,
+                    f"the host did not stop it within {LOCAL_GRACE_S} s after that either; "
+                    "pgha sent it TERM",
                 ) from None
-            except (OSError, asyncssh.Error) as err:
-                _drop(self.target)
-                raise HostUnreachable(
-                    self.name, f"host {self.target.label}: SSH link failed during `{shown}`: {err}"
-                ) from None
-            code = proc.exit_status if proc.exit_status is not None else 255
+            code = exit_code(proc)
             span.set_attribute("pgha.exit_code", code)
+            # `timeout` exits 124 after TERM, or dies of KILL (137). The command itself
+            # may exit 124 too, but not after running past its limit.
+            if timeout is not None and code in (124, 137) and ran_s >= timeout:
+                span.set_attribute("pgha.timeout", True)
+                raise CommandTimedOut(
+                    self.name,
+                    self.address,
+                    shown,
+                    timeout,
+                    "it was stopped on the host"
+                    + (
+                        f" (it ignored TERM and was killed {KILL_AFTER_S} s later)"
+                        if code == 137
+                        else ""
+                    ),
+                )
+            stderr = mask(text(proc.stderr), secrets)
+            if password_line and code == 1 and sudo_bad_password(stderr):
+                # The password changed since sudo accepted it on this connection.
+                self._link.sudo_accepted.clear()
+                raise wrong_sudo_password(self.target, stderr)
             result = CommandResult(
                 host=self.name,
                 command=shown,
                 exit_code=code,
-                stdout=_text(proc.stdout),
-                stderr=mask(_text(proc.stderr), secrets),
+                stdout=text(proc.stdout),
+                stderr=stderr,
                 duration_s=time.monotonic() - started,
             )
         if check and not result.ok:
@@ -157,125 +193,194 @@ class Host:
         """Run commands one after another, stopping at the first failure."""
         return [await self.run(c, **kw) for c in cmds]  # type: ignore[arg-type]
 
+    # --- channels ---------------------------------------------------------------------------
 
-def _text(data: str | bytes | None) -> str:
-    if data is None:
-        return ""
-    return data.decode(errors="replace") if isinstance(data, bytes) else data
+    async def _exec(
+        self,
+        remote: str,
+        stdin: str,
+        shown: str,
+        *,
+        wait_s: float | None,
+        stop: tuple[str, str, str] | None = None,
+        bounded: bool = True,
+    ) -> tuple[asyncssh.SSHCompletedProcess, float]:
+        """Run ``remote`` to its end on a channel of the shared connection.
 
+        :param wait_s: how long to wait for the command once it started.
+        :param stop: (tag, sudo prefix, password line) to stop the command on the host
+            when pgha stops waiting for it; None: just close the channel.
+        :param bounded: wait for one of the connection's channels; False only for the
+            stop command, which must not queue behind the commands it may have to stop.
+        :returns: the finished process and how long it ran.
+        :raises _Overdue: after ``wait_s`` (the command was stopped).
+        :raises HostUnreachable: see :meth:`run`.
+        """
+        proc: asyncssh.SSHClientProcess[str] | None = None
+        started = False
+        try:
+            async with self._link.channels if bounded else contextlib.nullcontext():
+                # Once asked for, the command may start even if we are cancelled meanwhile.
+                started = True
+                proc = await self._open_channel(remote, stdin, shown)
+                began = time.monotonic()
+                try:
+                    done = await asyncio.wait_for(proc.wait(), wait_s)
+                except (TimeoutError, asyncio.CancelledError):
+                    self._abandon(proc)
+                    raise
+                except (OSError, asyncssh.Error) as err:
+                    raise self._link_failed(err, shown) from None
+        except TimeoutError:
+            await self._stop(stop)
+            raise _Overdue from None
+        except asyncio.CancelledError:
+            if started:
+                await self._stop(stop)
+            raise
+        if done.returncode is None and self._conn.is_closed():
+            raise self._link_failed(asyncssh.ConnectionLost("connection closed"), shown)
+        return done, time.monotonic() - began
 
-def _channel_limit(conn: asyncssh.SSHClientConnection) -> asyncio.Semaphore:
-    sem = _semaphores.get(id(conn))
-    if sem is None:
-        sem = _semaphores[id(conn)] = asyncio.Semaphore(MAX_CHANNELS_PER_CONNECTION)
-    return sem
+    async def _open_channel(
+        self, remote: str, stdin: str, shown: str
+    ) -> asyncssh.SSHClientProcess[str]:
+        """A new session channel running ``remote``; stdin gets ``stdin``, then EOF.
 
+        A refused channel (sshd's MaxSessions) is retried on the same connection: closing
+        a shared connection would kill the commands other activities run on it.
+        """
+        for pause in (*CHANNEL_OPEN_RETRY_S, None):
+            try:
+                proc: asyncssh.SSHClientProcess[str] = await asyncio.wait_for(
+                    self._conn.create_process(
+                        remote,
+                        input=stdin or None,
+                        stdin=asyncssh.PIPE if stdin else asyncssh.DEVNULL,
+                        encoding="utf-8",
+                        errors="replace",
+                    ),
+                    CHANNEL_OPEN_S,
+                )
+                return proc
+            except TimeoutError:
+                raise HostUnreachable(
+                    self.name,
+                    f"host {self.target.label}: the SSH server did not start `{shown}` within "
+                    f"{CHANNEL_OPEN_S:g} s; the host or the network may be down",
+                ) from None
+            except asyncssh.ChannelOpenError as err:
+                if pause is None or self._conn.is_closed():
+                    raise self._link_failed(err, shown, refused=True) from None
+                await asyncio.sleep(pause)
+            except (OSError, asyncssh.Error) as err:
+                raise self._link_failed(err, shown) from None
+        raise AssertionError("unreachable")
 
-_PoolKey = tuple[int, str, int, str, str | None, str | None]
-_pool: dict[_PoolKey, asyncssh.SSHClientConnection] = {}
-_semaphores: dict[int, asyncio.Semaphore] = {}
-_locks: dict[_PoolKey, asyncio.Lock] = {}
-
-
-def _key(target: HostTarget) -> _PoolKey:
-    loop = id(asyncio.get_running_loop())
-    return (loop, target.address, target.port, target.user, target.key_file, target.known_hosts)
-
-
-def _drop(target: HostTarget) -> None:
-    try:
-        conn = _pool.pop(_key(target), None)
-    except RuntimeError:
-        return
-    if conn is not None:
-        _semaphores.pop(id(conn), None)
-        conn.close()
-
-
-def _known_hosts_name(target: HostTarget) -> str:
-    """How known_hosts names the host: ``addr``, or ``'[addr]:port'`` off port 22."""
-    if target.port == 22:
-        return target.address
-    return shlex.quote(f"[{target.address}]:{target.port}")
-
-
-def _known_key_exists(target: HostTarget, known_hosts: str) -> bool:
-    try:
-        db = asyncssh.read_known_hosts(known_hosts)
-    except (OSError, ValueError):
-        return False
-    keys = db.match(target.address, target.address, target.port)
-    return bool(keys[0] or keys[1])
-
-
-async def _open(target: HostTarget) -> asyncssh.SSHClientConnection:
-    known_hosts = _expand(target.known_hosts)
-    if known_hosts is None or not Path(known_hosts).is_file():
-        raise HostKeyUnknown(
-            target.name,
-            f"host {target.label}: known_hosts file {known_hosts} does not exist; pgha "
-            "verifies every host key. Add the host's key (check its fingerprint first): "
-            f"`ssh-keyscan -p {target.port} {target.address} >> {target.known_hosts}`",
+    def _link_failed(self, err: Exception, shown: str, *, refused: bool = False) -> HostUnreachable:
+        """The error to raise; drops the pooled connection only when it is really broken."""
+        if isinstance(err, asyncssh.DisconnectError) or self._conn.is_closed():
+            drop(self.target, self._conn)
+        elif refused:
+            return HostUnreachable(
+                self.name,
+                f"host {self.target.label}: the SSH server refused to open a channel for "
+                f"`{shown}` {len(CHANNEL_OPEN_RETRY_S) + 1} times over "
+                f"{sum(CHANNEL_OPEN_RETRY_S):.0f} s ({err}); it may allow fewer sessions per "
+                f"connection (sshd MaxSessions) than pgha uses, or other clients hold them",
+            )
+        return HostUnreachable(
+            self.name, f"host {self.target.label}: SSH link failed during `{shown}`: {err}"
         )
-    key_file = _expand(target.key_file)
-    try:
-        return await asyncio.wait_for(
-            asyncssh.connect(
-                target.address,
-                port=target.port,
-                username=target.user,
-                # () = the default keys (~/.ssh/id_*) and the agent; None would turn
-                # public key authentication off altogether.
-                client_keys=[key_file] if key_file else (),
-                known_hosts=known_hosts,
-                agent_path=None if key_file else (),
-                keepalive_interval=15,
-                keepalive_count_max=3,
-                login_timeout=target.connect_timeout,
-                config=(),
-            ),
-            target.connect_timeout + 5,
-        )
-    except asyncssh.HostKeyNotVerifiable as err:
-        if _known_key_exists(target, known_hosts):
-            raise HostKeyMismatch(
-                target.name,
-                f"host {target.label}: the SSH host key does not match the one in "
-                f"{target.known_hosts}. If the host was rebuilt, remove the old entry "
-                f"(`ssh-keygen -R {_known_hosts_name(target)} -f {target.known_hosts}`) and "
-                "add the new "
-                "key after checking its fingerprint; otherwise someone may be intercepting "
-                f"the connection. ({err.reason})",
+
+    @staticmethod
+    def _abandon(proc: asyncssh.SSHClientProcess[str]) -> None:
+        """Ask sshd to TERM the command, and close its channel.
+
+        Only a part of stopping it (see :meth:`_stop`): sshd signals the command only for
+        a non-root login (sudo relays the signal), and it neither signals nor hangs up a
+        command without a PTY when its channel closes.
+        """
+        try:
+            proc.terminate()
+        except (OSError, asyncssh.Error):
+            pass
+        proc.close()
+
+    async def _stop(self, stop: tuple[str, str, str] | None) -> None:
+        """Stop a command pgha no longer waits for, with everything it started. Best effort.
+
+        TERMs its `timeout` wrapper, found by tag; that TERMs the command's process group
+        and KILLs it :data:`KILL_AFTER_S` later if something lingers.
+        """
+        if stop is None:
+            return
+        tag, sudo, password_line = stop
+        try:
+            async with asyncio.timeout(STOP_S):
+                done, _ = await self._exec(
+                    stop_command(tag, sudo), password_line, "stop", wait_s=None, bounded=False
+                )
+            # pkill exits 1 when the command had ended already; 127: no procps on the host.
+            failed = done.exit_status not in (0, 1)
+        except (TimeoutError, HostUnreachable):
+            failed = True
+        trace.get_current_span().set_attribute("pgha.stop_failed", failed)
+
+    # --- sudo -------------------------------------------------------------------------------
+
+    async def _sudo(self) -> tuple[str, str]:
+        """The sudo prefix for this host's command lines, and the line stdin starts with.
+
+        Finds out once per connection whether sudo needs a password at all: a password
+        line sent to a sudo that does not read it would become the command's input.
+        Idempotent.
+
+        :raises SudoRefused: sudo needs a password and none is configured, rejects it,
+            refuses the user, or is not installed.
+        """
+        if not self.needs_sudo:
+            return "", ""
+        state = self._link
+        async with state.sudo_lock:
+            if state.sudo_nopasswd is None:
+                state.sudo_nopasswd = await self._sudo_probe()
+            if state.sudo_nopasswd:
+                return SUDO_NOPASSWD, ""
+            password = self._sudo_password.get_secret_value() if self._sudo_password else ""
+            if not password:
+                raise no_sudo_password(self.target)
+            digest = hashlib.sha256(password.encode()).hexdigest()
+            if digest not in state.sudo_accepted:
+                await self._sudo_check(SUDO_PASSWORD, password + "\n")
+                state.sudo_accepted.add(digest)
+            return SUDO_PASSWORD, password + "\n"
+
+    async def _sudo_probe(self) -> bool:
+        """Whether sudo runs commands for this user without a password (cached ones aside)."""
+        stderr = await self._sudo_check(SUDO_PROBE, "")
+        return stderr is None
+
+    async def _sudo_check(self, sudo: str, password_line: str) -> str | None:
+        """Run `true` through sudo: None when it worked; sudo's stderr when it wants a
+        password and none was given; SudoRefused for anything else."""
+        shown = f"{sudo}true"
+        try:
+            proc, _ = await self._exec(
+                remote_command("true", new_tag(), None, sudo), password_line, shown, wait_s=SHORT_S
+            )
+        except _Overdue:
+            raise CommandTimedOut(
+                self.name, self.address, shown, SHORT_S, "sudo may be waiting on its PAM stack"
             ) from None
-        raise HostKeyUnknown(
-            target.name,
-            f"host {target.label}: no key for {target.address} in {target.known_hosts}; add "
-            "it after checking its fingerprint: "
-            f"`ssh-keyscan -p {target.port} {target.address} >> {target.known_hosts}`",
-        ) from None
-    except asyncssh.PermissionDenied:
-        raise HostLoginRefused(
-            target.name,
-            f"host {target.label}: SSH login as {target.user} with key {target.key_file} "
-            "was refused; install the public key in that user's authorized_keys",
-        ) from None
-    except (TimeoutError, OSError, asyncssh.Error) as err:
-        reason = str(err) or type(err).__name__
-        raise HostUnreachable(
-            target.name,
-            f"host {target.label}: cannot connect over SSH to port {target.port}: {reason}",
-        ) from None
-
-
-async def _connection(target: HostTarget) -> asyncssh.SSHClientConnection:
-    key = _key(target)
-    lock = _locks.setdefault(key, asyncio.Lock())
-    async with lock:
-        conn = _pool.get(key)
-        if conn is None or conn.is_closed():
-            conn = await _open(target)
-            _pool[key] = conn
-        return conn
+        if proc.exit_status == 0:
+            return None
+        stderr = mask(text(proc.stderr), [self._sudo_password] if self._sudo_password else [])
+        if not password_line and SUDO_WANTS_PASSWORD in stderr:
+            return stderr
+        if password_line and sudo_bad_password(stderr):
+            raise wrong_sudo_password(self.target, stderr)
+        raise sudo_refused(self.target, stderr, proc.exit_status)
 
 
 @asynccontextmanager
@@ -284,18 +389,8 @@ async def connect(
 ) -> AsyncIterator[Host]:
     """A :class:`Host` on a pooled connection (opened on first use, reused after).
 
-    :raises HostKeyMismatch, HostKeyUnknown: host key verification failed (permanent).
-    :raises HostUnreachable: cannot connect or log in (transient).
+    :raises HostKeyMismatch, HostKeyUnknown, HostLoginRefused, SshKeyUnusable: permanent.
+    :raises HostUnreachable: cannot connect (transient).
     """
-    conn = await _connection(target)
+    conn = await connection(target)
     yield Host(target, conn, sudo_password)
-
-
-async def close_all() -> None:
-    """Close every pooled connection of the running loop (worker shutdown, tests)."""
-    loop = id(asyncio.get_running_loop())
-    for key in [k for k in _pool if k[0] == loop]:
-        conn = _pool.pop(key)
-        _semaphores.pop(id(conn), None)
-        conn.close()
-        await conn.wait_closed()

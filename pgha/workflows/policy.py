@@ -16,6 +16,8 @@ NON_RETRYABLE = [
     "HostKeyMismatch",
     "HostKeyUnknown",
     "HostLoginRefused",
+    "SshKeyUnusable",
+    "SudoRefused",
     "SpecError",
     "SettingsError",
 ]

@@ -22,7 +22,14 @@ with workflow.unsafe.imports_passed_through():
     from pgha.workflows.tracker import Tracker
 
 
-SSH_FAILURES = {"HostUnreachable", "HostKeyMismatch", "HostKeyUnknown", "HostLoginRefused"}
+SSH_FAILURES = {
+    "HostUnreachable",
+    "HostKeyMismatch",
+    "HostKeyUnknown",
+    "HostLoginRefused",
+    "SshKeyUnusable",
+    "SudoRefused",
+}
 
 
 @workflow.defn(name="Preflight")

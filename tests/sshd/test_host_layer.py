@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,11 +13,13 @@ import pytest
 from pydantic import SecretStr
 
 from pgha.errors import (
+    PERMANENT_HOST_ERRORS,
     CommandFailed,
     HostKeyMismatch,
     HostKeyUnknown,
     HostLoginRefused,
     HostUnreachable,
+    SshKeyUnusable,
 )
 from pgha.hosts.host import connect
 from pgha.models import HostTarget
@@ -80,10 +84,10 @@ async def test_run_secret_is_masked_in_command_failed(sshd: HostTarget) -> None:
     assert on_stdout.value.stderr_tail == "********"
 
 
-async def test_run_past_timeout_raises_host_unreachable(sshd: HostTarget) -> None:
+async def test_run_without_input_stdin_is_empty(sshd: HostTarget) -> None:
     async with connect(sshd) as host:
-        with pytest.raises(HostUnreachable, match=r"did not finish within 0\.5 s"):
-            await host.run(["sleep", "5"], timeout=0.5)
+        r = await host.run(["cat"], timeout=10)
+    assert (r.stdout, r.exit_code) == ("", 0)
 
 
 async def test_connect_twice_reuses_connection(sshd: HostTarget) -> None:
@@ -179,3 +183,46 @@ async def test_connect_without_key_file_uses_default_key(
     target = sshd.model_copy(update={"key_file": None, "known_hosts": str(known)})
     async with connect(target) as host:
         assert (await host.run("echo hi")).stdout == "hi\n"
+
+
+# --- the client key -------------------------------------------------------------------------
+
+
+def _encrypted_key(path: Path) -> Path:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(path)], check=True
+    )
+    return path
+
+
+def _junk_key(path: Path) -> Path:
+    path.write_text("not a key\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda d: d / "missing", "does not exist"),
+        (lambda d: d, "is a directory, not a private key"),
+        (lambda d: _encrypted_key(d / "locked"), "is protected by a passphrase"),
+        (lambda d: _junk_key(d / "junk"), "is not a private key pgha can read"),
+    ],
+    ids=["missing", "directory", "encrypted", "junk"],
+)
+async def test_connect_unusable_key_file_raises_ssh_key_unusable_at_once(
+    sshd: HostTarget, tmp_path: Path, make: Callable[[Path], Path], problem: str
+) -> None:
+    key = make(tmp_path)
+    target = sshd.model_copy(update={"key_file": str(key)})
+    started = time.monotonic()
+    with pytest.raises(SshKeyUnusable) as caught:
+        async with connect(target):
+            pass
+    assert time.monotonic() - started < 1  # no connection attempt, no retry to wait for
+    msg = str(caught.value)
+    assert msg.startswith(
+        f"host local (127.0.0.1): the SSH key file {key} (ssh.key_file in the cluster spec) "
+        f"{problem}"
+    )
+    assert isinstance(caught.value, PERMANENT_HOST_ERRORS)

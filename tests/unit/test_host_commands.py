@@ -1,15 +1,26 @@
-"""The pure parts of the host layer (quoting, masking, sudo wrapping) and the FakeHost."""
+"""The pure parts of the host layer (quoting, masking, remote command lines) and the FakeHost."""
 
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
 from pgha.errors import CommandFailed
-from pgha.hosts.host import Host, _known_hosts_name, mask, render_command, stderr_tail
+from pgha.hosts.commandline import (
+    SUDO_NOPASSWD,
+    SUDO_PASSWORD,
+    mask,
+    remote_command,
+    render_command,
+    stderr_tail,
+    stop_command,
+)
+from pgha.hosts.connections import known_hosts_name
+from pgha.hosts.host import Host
 from pgha.models import HostTarget
 from tests.unit.fakes import FakeHost
 
@@ -33,32 +44,50 @@ def test_stderr_tail_long_output_keeps_last_lines() -> None:
     assert stderr_tail(text, 3) == "l28\nl29\nl30"
 
 
+def test_remote_command_runs_line_under_sh_inside_timeout_with_tag() -> None:
+    assert remote_command("echo 'x' | wc -c", "pgha-run:ab12") == (
+        "timeout -k 5s 0s sh -c 'echo '\"'\"'x'\"'\"' | wc -c' sh pgha-run:ab12"
+    )
+
+
+def test_remote_command_with_limit_and_sudo_puts_timeout_inside_sudo() -> None:
+    # timeout runs as root, so it can signal and kill the root command it watches.
+    assert remote_command("true", "pgha-run:1", 2.5, SUDO_PASSWORD) == (
+        "sudo -S -k -p '' -- timeout -k 5s 2.500s sh -c true sh pgha-run:1"
+    )
+    assert remote_command("true", "pgha-run:1", 0.0001, SUDO_NOPASSWD).startswith(
+        "sudo -n -- timeout -k 5s 0.001s sh"  # never 0s, which would mean no limit
+    )
+
+
+def test_stop_command_pattern_matches_the_wrapper_but_not_itself() -> None:
+    stop = stop_command("pgha-run:ab12", SUDO_NOPASSWD)
+    assert stop == "sudo -n -- pkill -TERM -f '^timeout .*pgha-run[:]ab12$'"
+    pattern = re.compile(shlex.split(stop)[-1])
+    assert pattern.search(remote_command("sleep 9", "pgha-run:ab12"))
+    assert not pattern.search(stop)
+    assert not pattern.search(f"sh -c {shlex.quote(stop)}")
+    assert not pattern.search(remote_command("sleep 9", "pgha-run:ab123"))
+
+
 def host(**target: Any) -> Host:
     return Host(HostTarget(name="db1", address="10.0.0.11", **target), conn=object())  # type: ignore[arg-type]
 
 
-def test_host_wrap_root_runs_line_unchanged() -> None:
-    assert host(sudo=True)._wrap("id -u") == "id -u"
+async def test_host_sudo_root_needs_no_sudo() -> None:
+    assert not host(sudo=True).needs_sudo
+    assert await host(sudo=True)._sudo() == ("", "")
+    assert await host(user="deploy")._sudo() == ("", "")
 
 
-def test_host_wrap_sudo_user_without_password_uses_sudo_n() -> None:
-    assert host(user="deploy", sudo=True)._wrap("echo 'x'") == (
-        "sudo -n -- sh -c 'echo '\"'\"'x'\"'\"''"
-    )
-
-
-def test_host_wrap_sudo_user_with_password_reads_it_from_stdin() -> None:
-    h = Host(
-        HostTarget(name="db1", address="10.0.0.11", user="deploy", sudo=True),
-        conn=object(),  # type: ignore[arg-type]
-        sudo_password=SecretStr("pw"),
-    )
-    assert h._wrap("true") == "sudo -S -p '' -- sh -c true"
+async def test_run_nonpositive_timeout_is_refused() -> None:
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        await host().run("true", timeout=0)
 
 
 def test_known_hosts_name_other_port_is_bracketed() -> None:
-    assert _known_hosts_name(HostTarget(name="a", address="10.0.0.1")) == "10.0.0.1"
-    assert _known_hosts_name(HostTarget(name="a", address="10.0.0.1", port=2222)) == (
+    assert known_hosts_name(HostTarget(name="a", address="10.0.0.1")) == "10.0.0.1"
+    assert known_hosts_name(HostTarget(name="a", address="10.0.0.1", port=2222)) == (
         "'[10.0.0.1]:2222'"
     )
 
