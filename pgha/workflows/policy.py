@@ -58,3 +58,45 @@ HOST_CHECK = ActivityPolicy(
         non_retryable_error_types=NON_RETRYABLE,
     ),
 )
+
+
+#: A converge step on one host: a handful of commands, maybe a service reload.
+CONVERGE = ActivityPolicy(
+    start_to_close=timedelta(minutes=5),
+    heartbeat=timedelta(seconds=20),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=5,
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+)
+
+#: Package installs, etcd bootstrap, stanza creation, a backup: minutes, heartbeating.
+LONG_CONVERGE = ActivityPolicy(
+    start_to_close=timedelta(minutes=60),
+    heartbeat=timedelta(seconds=30),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=5),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=1),
+        maximum_attempts=4,
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+)
+
+#: Waiting for the cluster to reach a state (a leader, streaming replicas, a quorum, the
+#: VIP): the activity waits a bounded time, then fails transiently and is retried, so the
+#: whole wait is bounded too (about 5 minutes).
+CLUSTER_WAIT = ActivityPolicy(
+    start_to_close=timedelta(minutes=2),
+    heartbeat=timedelta(seconds=20),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=3),
+        backoff_coefficient=1.5,
+        maximum_interval=timedelta(seconds=15),
+        maximum_attempts=8,
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+)
