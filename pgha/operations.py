@@ -35,8 +35,9 @@ class Operation:
 
 
 PREFLIGHT = Operation("preflight", "Preflight", mutating=False)
+PROVISION = Operation("provision", "Provision", mutating=True)
 
-OPERATIONS: dict[str, Operation] = {op.name: op for op in (PREFLIGHT,)}
+OPERATIONS: dict[str, Operation] = {op.name: op for op in (PREFLIGHT, PROVISION)}
 
 
 def lock_id(cluster: str) -> str:
