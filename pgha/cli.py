@@ -28,12 +28,13 @@ from pgha.checks.preflight import PreflightInput, PreflightResult
 from pgha.cli_support import State, console, err_console, print_error, run_async
 from pgha.errors import OperationFailed, PghaError, SpecError, TemporalUnavailable
 from pgha.lab.cli import lab_app
-from pgha.operations import OPERATIONS, PREFLIGHT, lock_id, start_operation
-from pgha.progress import Progress
+from pgha.operations import OPERATIONS, PREFLIGHT, PROVISION, lock_id, start_operation
+from pgha.progress import Progress, StepState
+from pgha.provision_models import ProvisionInput, ProvisionResult
 from pgha.settings import EMBEDDED_ADDRESS, TemporalSettings, temporal_settings
 from pgha.spec import load_spec, spec_to_yaml
 from pgha.temporal import connect, embedded_server_command, server_paths, server_running
-from pgha.views import preflight_report, progress_view
+from pgha.views import preflight_report, progress_view, provision_report
 from pgha.worker import (
     in_process_worker,
     in_process_worker_if_needed,
@@ -224,6 +225,11 @@ async def _follow_and_report(
         result = await _follow(client, settings, handle)
     except WorkflowFailureError as err:
         message, details = _failure(err)
+        with contextlib.suppress(RPCError, WorkflowQueryFailedError):
+            progress = await handle.query("progress", result_type=Progress)
+            failed = [s for s in progress.steps if s.state == StepState.failed]
+            for step in failed:
+                print_error(f"step {step.title} on {step.host or '-'} failed: {step.detail}")
         if op_name == PREFLIGHT.name and isinstance(details, dict):
             report = PreflightResult.model_validate(details)
             console.print(preflight_report(report))
@@ -236,6 +242,8 @@ async def _follow_and_report(
         report = PreflightResult.model_validate(result)
         console.print(preflight_report(report))
         console.print(f"[green]preflight passed: {len(report.hosts)} hosts ready[/]")
+    elif op_name == PROVISION.name:
+        console.print(provision_report(ProvisionResult.model_validate(result)))
     return result
 
 
@@ -246,6 +254,17 @@ def run_preflight(cluster: ClusterOpt, detach: DetachOpt = False) -> None:
     async def go() -> None:
         spec = load_spec(cluster)
         await _operate(PREFLIGHT.name, spec.cluster, PreflightInput(spec=spec), detach)
+
+    run_async(go)
+
+
+@run_app.command("provision")
+def run_provision(cluster: ClusterOpt, detach: DetachOpt = False) -> None:
+    """Turn the spec's hosts into the cluster (idempotent: a re-run changes nothing)."""
+
+    async def go() -> None:
+        spec = load_spec(cluster)
+        await _operate(PROVISION.name, spec.cluster, ProvisionInput(spec=spec), detach)
 
     run_async(go)
 

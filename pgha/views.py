@@ -8,6 +8,7 @@ from rich.text import Text
 
 from pgha.checks.preflight import PreflightResult, Severity
 from pgha.progress import ICONS, Progress, StepState
+from pgha.provision_models import ProvisionResult
 
 STATE_STYLE = {
     StepState.pending: "dim",
@@ -85,3 +86,24 @@ def preflight_report(result: PreflightResult) -> Group:
             )
         )
     return Group(table, *notes)
+
+
+def provision_report(result: ProvisionResult) -> Group:
+    """Where everything is, and where applications connect."""
+    table = Table(title=f"cluster {result.cluster}", title_justify="left")
+    for col in ("component", "host", "address", "port"):
+        table.add_column(col)
+    for e in result.endpoints:
+        table.add_row(e.component, e.host, e.address, str(e.port))
+    lines = [
+        Text.assemble(("read-write: ", "bold"), result.read_write),
+        Text.assemble(("read-only:  ", "bold"), result.read_only),
+    ]
+    if result.pooled:
+        lines.append(Text.assemble(("pooled:     ", "bold"), result.pooled))
+    lines.append(Text(f"verified: {result.verified}", "green"))
+    lines += [Text(f"warning: {w}", SEVERITY_STYLE[Severity.warning]) for w in result.warnings]
+    lines.append(
+        Text(f"{result.changed} of {result.steps} steps changed something; leader {result.leader}")
+    )
+    return Group(table, *lines)
