@@ -28,13 +28,21 @@ from pgha.checks.preflight import PreflightInput, PreflightResult
 from pgha.cli_support import State, console, err_console, print_error, run_async
 from pgha.errors import OperationFailed, PghaError, SpecError, TemporalUnavailable
 from pgha.lab.cli import lab_app
-from pgha.operations import OPERATIONS, PREFLIGHT, PROVISION, lock_id, start_operation
+from pgha.operations import (
+    OPERATIONS,
+    PREFLIGHT,
+    PROVISION,
+    STATUS,
+    lock_id,
+    start_operation,
+)
 from pgha.progress import Progress, StepState
 from pgha.provision_models import ProvisionInput, ProvisionResult
 from pgha.settings import EMBEDDED_ADDRESS, TemporalSettings, temporal_settings
 from pgha.spec import load_spec, spec_to_yaml
+from pgha.status_models import ClusterStatus, StatusInput
 from pgha.temporal import connect, embedded_server_command, server_paths, server_running
-from pgha.views import preflight_report, progress_view, provision_report
+from pgha.views import preflight_report, progress_view, provision_report, status_report
 from pgha.worker import (
     in_process_worker,
     in_process_worker_if_needed,
@@ -265,6 +273,32 @@ def run_provision(cluster: ClusterOpt, detach: DetachOpt = False) -> None:
     async def go() -> None:
         spec = load_spec(cluster)
         await _operate(PROVISION.name, spec.cluster, ProvisionInput(spec=spec), detach)
+
+    run_async(go)
+
+
+@app.command()
+def status(
+    cluster: ClusterOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Read the live cluster: members, etcd, proxies and the VIP, backups. Changes nothing."""
+    settings = temporal_settings()
+
+    async def go() -> None:
+        spec = load_spec(cluster)
+        client = await connect(settings)
+        handle = await start_operation(
+            client, STATUS, spec.cluster, StatusInput(spec=spec), task_queue=settings.task_queue
+        )
+        async with in_process_worker_if_needed(client, settings.task_queue):
+            result = ClusterStatus.model_validate(await handle.result())
+        if as_json:
+            print(result.model_dump_json(indent=2))
+        else:
+            console.print(status_report(result))
+        if result.unreadable:
+            raise typer.Exit(3)
 
     run_async(go)
 

@@ -36,8 +36,9 @@ class Operation:
 
 PREFLIGHT = Operation("preflight", "Preflight", mutating=False)
 PROVISION = Operation("provision", "Provision", mutating=True)
+STATUS = Operation("status", "ClusterStatus", mutating=False)
 
-OPERATIONS: dict[str, Operation] = {op.name: op for op in (PREFLIGHT, PROVISION)}
+OPERATIONS: dict[str, Operation] = {op.name: op for op in (PREFLIGHT, PROVISION, STATUS)}
 
 
 def lock_id(cluster: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -9,6 +11,7 @@ from rich.text import Text
 from pgha.checks.preflight import PreflightResult, Severity
 from pgha.progress import ICONS, Progress, StepState
 from pgha.provision_models import ProvisionResult
+from pgha.status_models import ClusterStatus
 
 STATE_STYLE = {
     StepState.pending: "dim",
@@ -107,3 +110,53 @@ def provision_report(result: ProvisionResult) -> Group:
         Text(f"{result.changed} of {result.steps} steps changed something; leader {result.leader}")
     )
     return Group(table, *lines)
+
+
+def _lag(lag: int | None) -> str:
+    return "?" if lag is None else f"{lag} B"
+
+
+def status_report(st: ClusterStatus) -> Group:
+    """Members, etcd, proxies, backups; then every part that did not answer."""
+    parts: list[Table | Text] = []
+    if st.patroni:
+        t = Table(title=f"cluster {st.cluster}: members (from {st.patroni.source})",
+                  title_justify="left")  # fmt: skip
+        for col in ("member", "host", "role", "state", "timeline", "lag"):
+            t.add_column(col)
+        for m in st.patroni.members:
+            healthy = m.state in ("running", "streaming")
+            t.add_row(m.name, m.host, m.role, Text(m.state, "green" if healthy else "bold red"),
+                      str(m.timeline or ""), _lag(m.lag_bytes))  # fmt: skip
+        parts.append(t)
+    if st.etcd:
+        t = Table(title="etcd", title_justify="left")
+        for col in ("endpoint", "health", "leader", "version"):
+            t.add_column(col)
+        for e in st.etcd.members:
+            t.add_row(e.endpoint, Text("healthy", "green") if e.healthy else
+                      Text("unhealthy", "bold red"), "leader" if e.leader else "",
+                      e.version)  # fmt: skip
+        parts.append(t)
+    for p in st.proxies:
+        t = Table(title=f"proxy {p.host}: haproxy {p.haproxy}, keepalived {p.keepalived}"
+                  + (", holds the VIP" if p.holds_vip else ""), title_justify="left")  # fmt: skip
+        for col in ("listener", "server", "status"):
+            t.add_column(col)
+        for b in p.backends:
+            t.add_row(b.listener, b.server, Text(b.status, "green" if b.status == "UP" else ""))
+        parts.append(t)
+    if st.backups:
+        last = st.backups.backups[-1] if st.backups.backups else None
+        if last:
+            when = datetime.fromtimestamp(last.stopped, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            parts.append(Text(
+                f"backups ({st.backups.stanza}, {st.backups.status}): {len(st.backups.backups)} "
+                f"set(s); last {last.label} ({last.type}) finished {when}, "
+                f"{last.repo_size_bytes / 2**20:.1f} MiB in the repository"
+            ))  # fmt: skip
+        else:
+            parts.append(Text(f"backups ({st.backups.stanza}): none yet ({st.backups.status})"))
+    for u in st.unreadable:
+        parts.append(Text(f"could not read {u.part} from {u.host}: {u.error}", "bold red"))
+    return Group(*parts)

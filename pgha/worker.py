@@ -17,12 +17,20 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from pgha.activities import status
 from pgha.activities.preflight import check_host
 from pgha.hosts.host import close_all
 from pgha.workflows.preflight import Preflight
+from pgha.workflows.status import ClusterStatusWorkflow
 
-WORKFLOWS: list[type] = [Preflight]
-ACTIVITIES: list[Callable[..., Any]] = [check_host]
+WORKFLOWS: list[type] = [Preflight, ClusterStatusWorkflow]
+ACTIVITIES: list[Callable[..., Any]] = [
+    check_host,
+    status.patroni_status,
+    status.etcd_status,
+    status.proxy_status,
+    status.backup_status,
+]
 
 #: Identity prefix of the short-lived worker a CLI command runs while it waits.
 IN_PROCESS_PREFIX = "pgha-cli-worker@"

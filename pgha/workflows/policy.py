@@ -100,3 +100,16 @@ CLUSTER_WAIT = ActivityPolicy(
         non_retryable_error_types=NON_RETRYABLE,
     ),
 )
+
+
+#: One read of one part of the live cluster for `pgha status`: fast, one retry, then
+#: reported as unreadable.
+STATUS_READ = ActivityPolicy(
+    start_to_close=timedelta(seconds=20),
+    heartbeat=None,
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        maximum_attempts=2,
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+)
