@@ -17,19 +17,49 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from pgha.activities import status
+from pgha.activities import (
+    etcd,
+    haproxy,
+    keepalived,
+    packages,
+    patroni,
+    pgbackrest,
+    pgbouncer,
+    postgres,
+    status,
+)
 from pgha.activities.preflight import check_host
 from pgha.hosts.host import close_all
 from pgha.workflows.preflight import Preflight
+from pgha.workflows.provision import Provision
 from pgha.workflows.status import ClusterStatusWorkflow
 
-WORKFLOWS: list[type] = [Preflight, ClusterStatusWorkflow]
+WORKFLOWS: list[type] = [Preflight, Provision, ClusterStatusWorkflow]
 ACTIVITIES: list[Callable[..., Any]] = [
     check_host,
     status.patroni_status,
     status.etcd_status,
     status.proxy_status,
     status.backup_status,
+    packages.ensure_host,
+    etcd.read_state,
+    etcd.ensure_member,
+    etcd.check_cluster,
+    patroni.ensure_config,
+    patroni.start_member,
+    patroni.wait_leader,
+    patroni.wait_replicas,
+    haproxy.ensure_config,
+    keepalived.ensure_config,
+    keepalived.check_vip,
+    pgbouncer.ensure_config,
+    pgbackrest.ensure_keypair,
+    pgbackrest.ensure_trust,
+    pgbackrest.ensure_config,
+    pgbackrest.ensure_stanza,
+    pgbackrest.ensure_first_backup,
+    postgres.ensure_app,
+    postgres.verify_end_to_end,
 ]
 
 #: Identity prefix of the short-lived worker a CLI command runs while it waits.

@@ -140,6 +140,10 @@ def hba_rules(spec: ClusterSpec, client_networks: Sequence[str] = ()) -> list[st
     clients = [str(ipaddress.ip_network(n, strict=True)) for n in client_networks]
     rules = [f"local all {SUPERUSER} peer"]
     rules += [f"host replication {REPLICATION_USER} {a} {method}" for a in db_hosts]
+    # Patroni 3.0 replicas open a replication connection to localhost on every REST status
+    # request (HAProxy checks them every second): without this line the log fills with
+    # rejected connections.
+    rules.append(f"host replication {REPLICATION_USER} 127.0.0.1/32 {method}")
     rules.append(f"host all all 127.0.0.1/32 {method}")
     rules += [f"host all all {a} {method}" for a in [*db_hosts, *proxies, *clients]]
     return rules

@@ -102,7 +102,7 @@ def test_patroni_config_pg_hba_only_for_cluster_addresses() -> None:
         assert kind == "host" and method == "scram-sha-256"
         assert ipaddress.ip_network(address).prefixlen == 32
         if database == "replication":
-            assert user == "replicator" and address in db
+            assert user == "replicator" and address in db | {"127.0.0.1/32"}
         else:
             assert address in db | proxies | {"127.0.0.1/32"}
     addresses = {r.split()[3] for r in hba[1:]}

@@ -1,0 +1,151 @@
+"""etcd activities: read a member's state, make it a member once, check the whole cluster.
+
+Thin wrappers over pgha.hosts.ops.etcd; rendering from pgha.render. etcd holds no secret.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from pgha.activities.common import heartbeating, open_host
+from pgha.activities.converge import param, permanent, rendering, step_result, translated
+from pgha.hosts.facts import etcd as facts
+from pgha.hosts.ops import etcd as ops
+from pgha.hosts.ops.etcd import EtcdMemberConflict, MemberPlan
+from pgha.hosts.result import Outcome
+from pgha.render import etcd_client_urls, etcd_data_dir, etcd_env
+from pgha.spec import ClusterSpec, Role
+from pgha.steps import HostStep, StepResult
+
+#: Any valid token renders the same header and data dir; read_state needs no real one.
+_NO_TOKEN = "none"
+
+
+def member_plan(spec: ClusterSpec, host: str, token: str) -> MemberPlan:
+    """What member ``host`` should be. Pure.
+
+    :raises ValueError: the host has no role etcd, or the token is unusable.
+    """
+    env = etcd_env(spec, host, token=token)
+    me = spec.host(host)
+    return MemberPlan(
+        name=me.name,
+        client_url=f"http://{me.address}:{spec.etcd.client_port}",
+        data_dir=etcd_data_dir(spec),
+        env_path=env.path,
+        env_content=env.content,
+        managed_header=env.content.splitlines()[0],
+        token=token,
+    )
+
+
+@activity.defn(name="etcd.read_state")
+async def read_state(step: HostStep) -> StepResult:
+    """The member's recorded cluster token ("" before its first bootstrap), health, and
+    whether the cluster lists it. Read-only; idempotent.
+
+    facts: ``token`` (str), ``healthy`` (bool), ``member_of_cluster`` (bool).
+    """
+    with rendering():
+        plan = member_plan(step.spec, step.host, _NO_TOKEN)
+    async with open_host(step.target) as host:
+        found = await ops.read_member(host, plan)
+    token = str(found["token"])
+    summary = (f"member of etcd cluster {token}" if token else "no pgha etcd member here yet") + (
+        ", healthy" if found["healthy"] else ", not healthy"
+    )
+    return step_result(step.host, [Outcome.unchanged(summary)], facts=found)
+
+
+@activity.defn(name="etcd.ensure_member")
+async def ensure_member(step: HostStep) -> StepResult:
+    """Make the host a member of the cluster with ``params["token"]``: bootstrap once (all
+    members must run this concurrently), afterwards only converge /etc/default/etcd
+    (restarting this one member when it changed). Idempotent; heartbeats while it waits
+    for the quorum, and a retry resumes an interrupted bootstrap.
+
+    facts: ``token``.
+    :raises ApplicationError: EtcdMemberConflict (non-retryable) when the host's etcd
+        belongs to another cluster or lost its data; EtcdNotHealthy (retried) without a
+        quorum in time.
+    """
+    token = param(step, "token")
+    with rendering():
+        plan = member_plan(step.spec, step.host, token)
+    async with (
+        heartbeating(),
+        open_host(step.target) as host,
+        translated(EtcdMemberConflict, render_errors=False),
+    ):
+        outcome = await ops.ensure_member(host, plan)
+    return step_result(step.host, [outcome], facts={"token": token})
+
+
+def membership_problems(spec: ClusterSpec, members: list[facts.Member]) -> tuple[list[str], bool]:
+    """What differs between the member list and the spec's etcd hosts, and whether it can
+    fix itself (members added but not started yet). Pure."""
+    want = {h.name: f"http://{h.address}:{spec.etcd.peer_port}" for h in spec.hosts_with(Role.etcd)}
+    problems: list[str] = []
+    waiting = False
+    by_peer = {u: m for m in members for u in m.peer_urls}
+    for name, peer in want.items():
+        m = by_peer.get(peer)
+        if m is None:
+            problems.append(f"{name} ({peer}) is not a member")
+        elif not m.name:
+            problems.append(f"{name} ({peer}) was added but has not started yet")
+            waiting = True
+        elif m.name != name:
+            problems.append(f"{peer} is member {m.name!r}, the spec calls it {name!r}")
+    for m in members:
+        if not set(m.peer_urls) & set(want.values()):
+            problems.append(f"{m.name or hex(m.id)} ({', '.join(m.peer_urls)}) is not in the spec")
+    return problems, waiting and len(problems) == sum("not started" in p for p in problems)
+
+
+@activity.defn(name="etcd.check_cluster")
+async def check_cluster(step: HostStep) -> StepResult:
+    """Every member healthy (v3 endpoint health) and the member list equal to the spec's etcd
+    hosts, asked from ``step.host``. Read-only; idempotent.
+
+    facts: ``leader`` (member name), ``members`` (names, spec order), ``health``
+    ({name: bool}).
+    :raises ApplicationError: EtcdMembership (non-retryable) when the member list holds
+        members the spec does not, or lacks some.
+    :raises RuntimeError: some member is unhealthy or there is no leader yet (transient: the
+        workflow retries with backoff).
+    """
+    spec = step.spec
+    names = [h.name for h in spec.hosts_with(Role.etcd)]
+    urls = etcd_client_urls(spec)
+    async with heartbeating(), open_host(step.target) as host:
+        health = await facts.health(host, urls)
+        members = await facts.member_list(host, urls)
+        leader = await facts.leader_id(host, urls)
+    where = f"host {step.host} ({step.target.address})"
+    if members is None:
+        raise RuntimeError(f"{where}: no etcd endpoint answered `member list` ({', '.join(urls)})")
+    problems, transient = membership_problems(spec, members)
+    if problems and not transient:
+        raise permanent(
+            f"{where}: the etcd member list differs from the spec: {'; '.join(problems)}. "
+            "Fix the spec, or add/remove members with etcdctl (day-2 add-node/remove-node)",
+            "EtcdMembership",
+        )
+    sick = [f"{n} ({h.endpoint}: {h.error or 'unhealthy'})"
+            for n, h in zip(names, health, strict=True) if not h.healthy]  # fmt: skip
+    leader_name = next((m.name for m in members if m.id == leader), "")
+    if problems or sick or not leader_name:
+        raise RuntimeError(
+            f"{where}: etcd cluster not healthy yet: "
+            + "; ".join([*problems, *(f"{s} unhealthy" for s in sick)] or ["no leader"])
+        )
+    return step_result(
+        step.host,
+        [Outcome.unchanged(f"etcd healthy: {len(names)} members, leader {leader_name}")],
+        facts={
+            "leader": leader_name,
+            "members": names,
+            "health": {n: h.healthy for n, h in zip(names, health, strict=True)},
+        },
+    )
