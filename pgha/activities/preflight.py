@@ -26,6 +26,9 @@ async def gather_facts(host: Host, inp: HostCheckInput) -> HostFacts:
         apt.apt_sources(host),
     )
     disks = await asyncio.gather(*(system.disk_free(host, p) for p in inp.disk_paths))
+    units = sorted({c.unit for c in inp.ports if c.unit})
+    active = await host.run(["systemctl", "is-active", *units], check=False) if units else None
+    states = active.stdout.split() if active else []
     urls = release_urls(
         inp.package_source,
         os_rel.codename,
@@ -49,6 +52,7 @@ async def gather_facts(host: Host, inp: HostCheckInput) -> HostFacts:
         time_synchronized=clock.synchronized,
         time_detail=clock.detail,
         busy_ports={lst.port: lst.process or "?" for lst in listeners},
+        active_units=[u for u, st in zip(units, states, strict=False) if st == "active"],
         source_urls=urls,
         source_errors={u: r.detail for u, r in zip(urls, reach, strict=True) if not r.reachable},
     )

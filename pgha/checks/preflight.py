@@ -26,6 +26,9 @@ class PortClaim(Model):
     port: int
     service: str
     owners: list[str]
+    #: The systemd unit that runs the service: in containers `ss` cannot name another
+    #: user's process, so an unnamed holder is pgha's own when this unit is active.
+    unit: str = ""
 
 
 class HostCheckInput(Model):
@@ -58,7 +61,9 @@ class HostFacts(Model):
     systemd_state: str | None
     time_synchronized: bool | None
     time_detail: str
-    busy_ports: dict[int, str]  # port -> process holding it
+    busy_ports: dict[int, str]  # port -> process holding it ("?" when ss cannot tell)
+    #: Which of the claimed ports' units are active (to recognise unnamed holders).
+    active_units: list[str] = []
     source_urls: list[str]
     source_errors: dict[str, str]  # url -> why it was unreachable
 
@@ -92,23 +97,37 @@ def port_claims(spec: ClusterSpec, roles: list[Role]) -> list[PortClaim]:
     """The listening ports the host's roles will need, and who may already hold them."""
     claims: list[PortClaim] = []
     if Role.postgres in roles:
-        claims.append(PortClaim(port=spec.postgres.port, service="postgres", owners=["postgres"]))
         claims.append(
             PortClaim(
-                port=spec.patroni.restapi_port, service="patroni", owners=["patroni", "python3"]
+                port=spec.postgres.port, service="postgres", owners=["postgres"], unit="patroni"
+            )
+        )
+        claims.append(
+            PortClaim(
+                port=spec.patroni.restapi_port,
+                service="patroni",
+                owners=["patroni", "python3"],
+                unit="patroni",
             )
         )
         if spec.pgbouncer.enabled:
             claims.append(
-                PortClaim(port=spec.pgbouncer.port, service="pgbouncer", owners=["pgbouncer"])
+                PortClaim(
+                    port=spec.pgbouncer.port,
+                    service="pgbouncer",
+                    owners=["pgbouncer"],
+                    unit="pgbouncer",
+                )
             )
     if Role.etcd in roles:
         for port in (spec.etcd.client_port, spec.etcd.peer_port):
-            claims.append(PortClaim(port=port, service="etcd", owners=["etcd"]))
+            claims.append(PortClaim(port=port, service="etcd", owners=["etcd"], unit="etcd"))
     if Role.haproxy in roles:
         h = spec.haproxy
         for port in (h.rw_port, h.ro_port, h.stats_port):
-            claims.append(PortClaim(port=port, service="haproxy", owners=["haproxy"]))
+            claims.append(
+                PortClaim(port=port, service="haproxy", owners=["haproxy"], unit="haproxy")
+            )
     return claims
 
 
@@ -245,6 +264,16 @@ def evaluate(inp: HostCheckInput, facts: HostFacts) -> list[Finding]:
             continue
         if holder in claim.owners:
             add("ports", Severity.ok, f"{claim.port} is held by {holder} ({claim.service})")
+        elif holder == "?" and claim.unit in facts.active_units:
+            add("ports", Severity.ok, f"{claim.port} is held while {claim.unit} is active")
+        elif holder == "?":
+            add(
+                "ports",
+                Severity.blocking,
+                f"port {claim.port} (needed by {claim.service}) is in use by a process pgha "
+                f"cannot name, and {claim.unit or claim.service} is not active; find it with "
+                f"`ss -ltnp 'sport = :{claim.port}'` and stop it",
+            )
         else:
             add(
                 "ports",

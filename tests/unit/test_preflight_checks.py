@@ -109,3 +109,13 @@ def test_release_urls_pgdg_and_mirror() -> None:
     assert release_urls(PackageSource.debian, "bookworm", 15, "http://m/debian/", []) == [
         "http://m/debian/dists/bookworm/InRelease"
     ]
+
+
+def test_evaluate_unnamed_holder_with_own_unit_active_is_fine() -> None:
+    assert blocking("proxy1", busy_ports={7000: "?"}, active_units=["haproxy"]) == []
+
+
+def test_evaluate_unnamed_holder_without_unit_blocks() -> None:
+    assert blocking("proxy1", busy_ports={7000: "?"})[0].startswith(
+        "ports: port 7000 (needed by haproxy) is in use by a process pgha cannot name"
+    )
