@@ -26,30 +26,12 @@ from pgha.hosts.ops import etcd as etcd_ops
 from pgha.hosts.ops.etcd import EtcdNotHealthy
 from pgha.spec import ClusterSpec, WatchdogMode
 from pgha.steps import HostStep, StepResult
+from tests.lab.helpers import docker_exec, eventually
 
 pytestmark = pytest.mark.lab
 
 DB = ["db1", "db2", "db3"]
 Activity = Callable[[HostStep], Awaitable[StepResult]]
-
-
-async def docker_exec(host: str, *argv: str) -> tuple[int, str]:
-    """Run a command in a lab container, past pgha and SSH: exit code and stdout."""
-    proc = await asyncio.create_subprocess_exec(
-        "docker", "exec", f"pgha-lab-{host}", *argv,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode().strip()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {within} s")
-        await asyncio.sleep(0.5)
 
 
 async def run(fn: Activity, spec: ClusterSpec, host: str, **params: str) -> StepResult:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -15,16 +13,9 @@ from pgha.errors import HostUnreachable
 from pgha.hosts.host import close_all, connect
 from pgha.lab.hosts import Action, LabUpResult, lab_power, lab_status, lab_up
 from pgha.spec import ClusterSpec
+from tests.lab.helpers import eventually
 
 pytestmark = pytest.mark.lab
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {within} s")
-        await asyncio.sleep(0.5)
 
 
 async def _run(spec: ClusterSpec, host: str, cmd: list[str]) -> str:

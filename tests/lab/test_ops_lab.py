@@ -6,9 +6,8 @@ Every effect is checked independently of pgha, with `docker exec` into the conta
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -17,31 +16,13 @@ from pgha.hosts.facts import packages as package_facts
 from pgha.hosts.host import Host, connect
 from pgha.hosts.ops import files, packages, systemd
 from pgha.spec import ClusterSpec
+from tests.lab.helpers import docker_exec, eventually
 
 pytestmark = pytest.mark.lab
 
 HOST = "backup1"
 CONTAINER = f"pgha-lab-{HOST}"
 PACKAGE = "tree"
-
-
-async def docker_exec(*argv: str) -> tuple[int, str]:
-    """Run a command in the lab container, past pgha and SSH: exit code and stdout."""
-    proc = await asyncio.create_subprocess_exec(
-        "docker", "exec", CONTAINER, *argv,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode().strip()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {within} s")
-        await asyncio.sleep(0.3)
 
 
 @pytest.fixture
@@ -52,12 +33,14 @@ async def backup1(lab_spec: ClusterSpec) -> AsyncIterator[Host]:
 
 async def test_ensure_packages_installs_tree_then_reports_unchanged(backup1: Host) -> None:
     purge = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "purge", "-y", "-q", PACKAGE]
-    await docker_exec(*purge)  # start from a host without it, whatever ran before
+    await docker_exec(HOST, *purge)  # start from a host without it, whatever ran before
     try:
         first = await packages.ensure_packages(backup1, {PACKAGE: None})
         assert first.changed, first.summary
         assert first.summary == f"installed {PACKAGE}"
-        code, status = await docker_exec("dpkg-query", "-W", "-f", "${Status} ${Version}", PACKAGE)
+        code, status = await docker_exec(
+            HOST, "dpkg-query", "-W", "-f", "${Status} ${Version}", PACKAGE
+        )
         assert code == 0 and status.startswith("install ok installed "), status
         version = status.rsplit(" ", 1)[1]
 
@@ -66,7 +49,7 @@ async def test_ensure_packages_installs_tree_then_reports_unchanged(backup1: Hos
         assert second.summary == f"all wanted packages are installed: {PACKAGE}={version}"
         assert second.commands == []
     finally:
-        await docker_exec(*purge)
+        await docker_exec(HOST, *purge)
     assert (await package_facts.installed_packages(backup1, [PACKAGE]))[PACKAGE] is None
 
 
@@ -91,14 +74,14 @@ async def test_unit_written_started_enabled_then_noop_without_restart_then_stopp
     )
 
     async def state(verb: str) -> str:
-        return (await docker_exec("systemctl", verb, unit))[1]
+        return (await docker_exec(HOST, "systemctl", verb, unit))[1]
 
     async def main_pid() -> str:
-        return (await docker_exec("systemctl", "show", "-p", "MainPID", "--value", unit))[1]
+        return (await docker_exec(HOST, "systemctl", "show", "-p", "MainPID", "--value", unit))[1]
 
     async def answers() -> bool:
         fetch = f"import urllib.request as u; u.urlopen('http://127.0.0.1:{port}/', timeout=2)"
-        return (await docker_exec("python3", "-c", fetch))[0] == 0
+        return (await docker_exec(HOST, "python3", "-c", fetch))[0] == 0
 
     try:
         written = await files.ensure_file(backup1, path, content, mode=0o644)
@@ -127,16 +110,18 @@ async def test_unit_written_started_enabled_then_noop_without_restart_then_stopp
         assert await state("is-enabled") == "disabled"
         assert not await answers()
     finally:
-        await docker_exec("systemctl", "disable", "--now", unit)
-        await docker_exec("rm", "-f", path)
-        await docker_exec("systemctl", "daemon-reload")
-    assert (await docker_exec("test", "-e", path))[0] != 0
+        await docker_exec(HOST, "systemctl", "disable", "--now", unit)
+        await docker_exec(HOST, "rm", "-f", path)
+        await docker_exec(HOST, "systemctl", "daemon-reload")
+    assert (await docker_exec(HOST, "test", "-e", path))[0] != 0
 
 
 async def test_command_past_timeout_or_cancelled_is_gone_from_host(backup1: Host) -> None:
     async def running(seconds: str) -> bool:
         # [.]: the pattern does not match pgrep's own command line.
-        return (await docker_exec("pgrep", "-f", "sleep " + seconds.replace(".", "[.]")))[0] == 0
+        return (await docker_exec(HOST, "pgrep", "-f", "sleep " + seconds.replace(".", "[.]")))[
+            0
+        ] == 0
 
     timed = f"27.{uuid.uuid4().int % 900_000 + 100_000}"
     with pytest.raises(CommandTimedOut, match=f"`sleep {timed}` did not finish within 1 s"):

@@ -70,7 +70,11 @@ async def test_preflight_port_held_by_stranger_blocks(
     env: WorkflowEnvironment, lab_spec: ClusterSpec
 ) -> None:
     unit = f"pgha-test-squatter-{uuid.uuid4().hex[:6]}"
-    stats_port = lab_spec.haproxy.stats_port
+    # A port no lab host uses, even once the lab is provisioned (HAProxy holds 7000 then).
+    stats_port = 7799
+    spec = lab_spec.model_copy(
+        update={"haproxy": lab_spec.haproxy.model_copy(update={"stats_port": stats_port})}
+    )
     async with connect(lab_spec.target("proxy1")) as host:
         await host.run(["systemd-run", f"--unit={unit}", "python3", "-m", "http.server",
                         str(stats_port)])  # fmt: skip
@@ -79,7 +83,9 @@ async def test_preflight_port_held_by_stranger_blocks(
                 if f":{stats_port} " in (await host.run(["ss", "-Hltn"])).stdout:
                     break
                 await asyncio.sleep(0.1)
-            report = await failed_preflight(env, lab_spec)
+            else:
+                pytest.fail(f"the squatter never listened on {stats_port}")
+            report = await failed_preflight(env, spec)
         finally:
             await host.run(["systemctl", "stop", unit], check=False)
     assert report.blocking == [

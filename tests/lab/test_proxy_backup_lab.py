@@ -32,6 +32,7 @@ from pgha.render.files import RenderedFile
 from pgha.render.pgbackrest import REPO_USER
 from pgha.spec import ClusterSpec
 from pgha.steps import HostStep, StepResult
+from tests.lab.helpers import eventually
 
 pytestmark = pytest.mark.lab
 
@@ -56,14 +57,8 @@ async def sh(host: str, *argv: str) -> tuple[int, str]:
     return proc.returncode, out.decode().strip()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], within: float) -> float:
-    """Wait until ``check`` holds; :returns: how long it took."""
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > within:
-            pytest.fail(f"condition not met within {within} s")
-        await asyncio.sleep(0.2)
-    return time.monotonic() - started
+async def eventually_fast(check: Callable[[], Awaitable[bool]], within: float) -> float:
+    return await eventually(check, within, every=0.2)
 
 
 async def su(host: str, user: str, line: str) -> tuple[int, str]:
@@ -190,7 +185,7 @@ async def test_haproxy_stopped_on_holder_moves_vip_within_seconds(spec: ClusterS
         async def moved() -> bool:
             return await vip_holders() == [other]
 
-        took = await eventually(moved, within=10)
+        took = await eventually_fast(moved, within=10)
         print(f"VIP moved from {holder} to {other} in {took:.1f} s after haproxy stopped")
     finally:
         await sh(holder, "systemctl", "start", "haproxy")
