@@ -69,32 +69,38 @@ class Preflight:
         return result
 
     async def _check(self, spec: ClusterSpec, name: str) -> HostReport:
-        self.tracker.start(name, "ssh")
-        host = spec.host(name)
-        try:
-            report = await HOST_CHECK.execute(
-                "preflight.check_host",
-                host_check_input(spec, name),
-                HostReport,
-                summary=f"preflight {name}",
-            )
-        except ActivityError as err:
-            cause = err.cause if isinstance(err.cause, ApplicationError) else None
-            message = cause.message if cause else str(err)
-            # Reaching the host failed, or checking it did; say which.
-            check = "ssh" if cause and cause.type in SSH_FAILURES else "check"
-            report = HostReport(
-                host=name,
-                address=str(host.address),
-                roles=host.roles,
-                findings=[Finding(check=check, severity=Severity.blocking, message=message)],
-            )
-        warnings = [f for f in report.findings if f.severity == Severity.warning]
-        if report.blocking:
-            state, detail = StepState.failed, "; ".join(f.message for f in report.blocking)
-        elif warnings:
-            state, detail = StepState.warning, "; ".join(f.message for f in warnings)
-        else:
-            state, detail = StepState.ok, "ready"
-        self.tracker.finish(name, state, detail)
-        return report
+        return await check_host(self.tracker, spec, name, key=name)
+
+
+async def check_host(tracker: Tracker, spec: ClusterSpec, name: str, *, key: str) -> HostReport:
+    """Check one host as progress step ``key``. A host that cannot be reached or checked
+    becomes a blocking finding, so preflight lists every problem instead of the first."""
+    tracker.start(key, "ssh")
+    host = spec.host(name)
+    try:
+        report = await HOST_CHECK.execute(
+            "preflight.check_host",
+            host_check_input(spec, name),
+            HostReport,
+            summary=f"preflight {name}",
+        )
+    except ActivityError as err:
+        cause = err.cause if isinstance(err.cause, ApplicationError) else None
+        message = cause.message if cause else str(err)
+        # Reaching the host failed, or checking it did; say which.
+        check = "ssh" if cause and cause.type in SSH_FAILURES else "check"
+        report = HostReport(
+            host=name,
+            address=str(host.address),
+            roles=host.roles,
+            findings=[Finding(check=check, severity=Severity.blocking, message=message)],
+        )
+    warnings = [f for f in report.findings if f.severity == Severity.warning]
+    if report.blocking:
+        state, detail = StepState.failed, "; ".join(f.message for f in report.blocking)
+    elif warnings:
+        state, detail = StepState.warning, "; ".join(f.message for f in warnings)
+    else:
+        state, detail = StepState.ok, "ready"
+    tracker.finish(key, state, detail)
+    return report

@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pgha.checks.preflight import HostReport, host_check_input
+    from pgha.checks.preflight import HostReport
     from pgha.progress import Progress, StepState
     from pgha.provision_models import Endpoint, ProvisionInput, ProvisionResult
     from pgha.render.postgres import connection_strings
@@ -26,10 +26,10 @@ with workflow.unsafe.imports_passed_through():
     from pgha.workflows.policy import (
         CLUSTER_WAIT,
         CONVERGE,
-        HOST_CHECK,
         LONG_CONVERGE,
         ActivityPolicy,
     )
+    from pgha.workflows.preflight import check_host
     from pgha.workflows.tracker import Tracker
 
 
@@ -93,14 +93,7 @@ class Provision:
             )
 
     async def _check_host(self, spec: ClusterSpec, host: str, key: str) -> HostReport:
-        self.tracker.start(key)
-        report = await HOST_CHECK.execute(
-            "preflight.check_host", host_check_input(spec, host), HostReport,
-            summary=f"preflight {host}",
-        )  # fmt: skip
-        state = StepState.failed if report.blocking else StepState.ok
-        self.tracker.finish(key, state, "; ".join(f.message for f in report.blocking) or "ready")
-        return report
+        return await check_host(self.tracker, spec, host, key=key)
 
     async def _packages(self, spec: ClusterSpec) -> None:
         self.tracker.phase("packages")
