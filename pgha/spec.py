@@ -81,6 +81,10 @@ class PostgresSettings(Model):
     port: int = Field(5432, ge=1, le=65535)
     data_dir: AbsPath | None = None
     parameters: dict[str, str | int | float | bool] = {}
+    #: Networks whose clients connect to PostgreSQL directly (pg_hba, scram-sha-256): the
+    #: applications of the bare-minimum layout, which has no proxies. Behind the VIP,
+    #: PostgreSQL sees the proxies' addresses and this can stay empty.
+    client_networks: list[ipaddress.IPv4Network] = []
 
     @property
     def data_path(self) -> str:
@@ -289,6 +293,11 @@ def topology_problems(spec: ClusterSpec) -> list[str]:
         if not proxies:
             problems.append("vip: set, but no host has role haproxy to hold it")
         problems.extend(_vip_problems(spec, spec.vip, proxies))
+    if spec.pgbouncer.enabled and not proxies:
+        problems.append(
+            "pgbouncer.enabled: pgbouncer runs on the HAProxy hosts in front of the read-write "
+            "port; the bare-minimum layout has none, so set it to false"
+        )
     repos = spec.hosts_with(Role.backup_repo)
     if spec.backup.enabled:
         if len(repos) != 1:

@@ -104,7 +104,9 @@ def patroni_config(
         rewind_password=secrets.need("rewind"),
         parameters=pg.local_parameters(spec),
         restore_command=pg.restore_command(spec) if spec.backup.enabled else None,
-        pg_hba=pg.hba_rules(spec, client_networks),
+        pg_hba=pg.hba_rules(
+            spec, client_networks or [str(n) for n in spec.postgres.client_networks]
+        ),
         watchdog_mode=spec.watchdog.value,
         watchdog_device=WATCHDOG_DEVICE,
         watchdog_safety_margin=WATCHDOG_SAFETY_MARGIN,
