@@ -17,10 +17,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from pgha.activities.cluster_secrets import resolve_one
 from pgha.lab.hosts import lab_status, lab_up
-from pgha.operations import PROVISION, start_operation
+from pgha.operations import PROVISION, STATUS, start_operation
 from pgha.provision_models import ProvisionInput, ProvisionResult
 from pgha.secrets import store_path
-from pgha.spec import ClusterSpec, load_spec
+from pgha.spec import ClusterSpec, load_spec, parse_spec
+from pgha.status_models import ClusterStatus, StatusInput
 from pgha.worker import build_worker
 
 pytestmark = pytest.mark.lab
@@ -120,3 +121,36 @@ async def test_provision_history_holds_no_secret(provisioned: Provisioned) -> No
         for value in values:
             assert value not in history
             assert value[:8] not in history  # the keepalived password is the first 8
+
+
+async def test_status_reads_live_cluster_and_names_unreachable_parts(
+    env: WorkflowEnvironment, provisioned: Provisioned
+) -> None:
+    spec = provisioned.spec
+    # proxy2 reached on a closed port: status must say so, not guess.
+    data = spec.model_dump(mode="json")
+    for h in data["hosts"]:
+        if h["name"] == "proxy2":
+            h["ssh"] = {"port": 2}
+    broken = parse_spec(data, "test")
+    task_queue = f"status-{uuid.uuid4()}"
+    async with build_worker(env.client, task_queue):
+        results = []
+        for s in (spec, broken):
+            handle = await start_operation(
+                env.client, STATUS, s.cluster, StatusInput(spec=s), task_queue=task_queue
+            )
+            results.append(ClusterStatus.model_validate(await handle.result()))
+    healthy, partial = results
+    assert healthy.unreadable == []
+    assert healthy.patroni is not None
+    assert sorted(m.role for m in healthy.patroni.members) == ["leader", "replica", "replica"]
+    assert healthy.etcd is not None and all(m.healthy for m in healthy.etcd.members)
+    assert len(healthy.etcd.members) == 3 and healthy.etcd.leader
+    assert [p.holds_vip for p in healthy.proxies].count(True) == 1
+    up = {(b.listener, b.status) for p in healthy.proxies for b in p.backends}
+    assert ("primary", "UP") in up and ("replicas", "UP") in up
+    assert healthy.backups is not None and healthy.backups.backups
+    assert [(u.part, u.host) for u in partial.unreadable] == [("proxy", "proxy2")]
+    assert "port 2" in partial.unreadable[0].error
+    assert [p.host for p in partial.proxies] == ["proxy1"]
