@@ -7,6 +7,7 @@ import configparser
 import pytest
 from pydantic import SecretStr
 
+from pgha.errors import SpecError
 from pgha.render import (
     RenderSecrets,
     pgbouncer_auth_sql,
@@ -67,6 +68,13 @@ def test_pgbouncer_refused_without_proxies() -> None:
     data["hosts"] = [h for h in data["hosts"] if h["name"] not in ("proxy1", "proxy2")]
     del data["vip"]
     data["pgbouncer"] = {"enabled": True}
+    # The spec refuses it up front; the renderer refuses too, for specs built in code.
+    with pytest.raises(SpecError, match=r"pgbouncer\.enabled: pgbouncer runs on the HAProxy"):
+        parse_spec(data, "test")
+    data["pgbouncer"] = {"enabled": False}
     spec = parse_spec(data, "test")
+    spec = spec.model_copy(
+        update={"pgbouncer": spec.pgbouncer.model_copy(update={"enabled": True})}
+    )
     with pytest.raises(ValueError, match="HAProxy"):
         pgbouncer_ini(spec)
