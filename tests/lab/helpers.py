@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
+import psycopg
 import pytest
 
 
@@ -33,3 +35,23 @@ async def eventually(
             pytest.fail(f"condition not met within {within} s")
         await asyncio.sleep(every)
     return time.monotonic() - started
+
+
+async def write_then_read_on_standby(read_write: str, read_only: str, password: str) -> None:
+    """An application's view, past pgha: commit a row through ``read_write`` and wait until
+    ``read_only`` leads to a standby that has it (libpq connection strings or URIs)."""
+    token = uuid.uuid4().hex
+    with psycopg.connect(read_write, user="postgres", password=password, autocommit=True) as c:
+        c.execute("CREATE TABLE IF NOT EXISTS public.outside_check (t text)")
+        c.execute("INSERT INTO public.outside_check VALUES (%s)", (token,))
+    row = None
+    for _ in range(50):
+        with psycopg.connect(read_only, user="postgres", password=password) as c:
+            row = c.execute(
+                "SELECT pg_is_in_recovery(), count(*) FROM public.outside_check WHERE t = %s",
+                (token,),
+            ).fetchone()
+        if row == (True, 1):
+            return
+        await asyncio.sleep(0.2)
+    assert row == (True, 1), f"{read_only} never showed the row written through {read_write}"

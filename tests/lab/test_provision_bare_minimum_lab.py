@@ -8,7 +8,6 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
@@ -18,6 +17,7 @@ from pgha.operations import PROVISION, start_operation
 from pgha.provision_models import ProvisionInput, ProvisionResult
 from pgha.spec import ClusterSpec, parse_spec
 from pgha.worker import build_worker
+from tests.lab.helpers import write_then_read_on_standby
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).parents[2]
@@ -62,21 +62,6 @@ async def test_bare_minimum_layout_provisions_and_serves_multi_host_clients(
             "postgresql://10.77.0.11:5432,10.77.0.12:5432/postgres?target_session_attrs=read-write"
         )
         password = resolve_one(spec, "superuser").get_secret_value()
-        token = uuid.uuid4().hex
-        with psycopg.connect(result.read_write, user="postgres", password=password,
-                             autocommit=True) as c:  # fmt: skip
-            c.execute("CREATE TABLE IF NOT EXISTS public.mini_check (t text)")
-            c.execute("INSERT INTO public.mini_check VALUES (%s)", (token,))
-        row = None
-        for _ in range(50):
-            with psycopg.connect(result.read_only, user="postgres", password=password) as c:
-                row = c.execute(
-                    "SELECT pg_is_in_recovery(), count(*) FROM public.mini_check WHERE t = %s",
-                    (token,),
-                ).fetchone()
-            if row == (True, 1):
-                break
-            await asyncio.sleep(0.2)
-        assert row == (True, 1)
+        await write_then_read_on_standby(result.read_write, result.read_only, password)
     finally:
         await recreate_db_hosts()  # give the next tests the lab's own (bare) db hosts

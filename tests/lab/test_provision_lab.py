@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowHandle
@@ -23,6 +22,7 @@ from pgha.secrets import store_path
 from pgha.spec import ClusterSpec, load_spec, parse_spec
 from pgha.status_models import ClusterStatus, StatusInput
 from pgha.worker import build_worker
+from tests.lab.helpers import write_then_read_on_standby
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).parents[2]
@@ -76,22 +76,11 @@ async def test_provision_builds_cluster_seen_from_outside(provisioned: Provision
     # An application's view: write through the VIP, read it back from a replica.
     assert spec.vip is not None
     vip, password = str(spec.vip.address.ip), resolve_one(spec, "superuser").get_secret_value()
-    token = uuid.uuid4().hex
-    with psycopg.connect(host=vip, port=spec.haproxy.rw_port, user="postgres",
-                         password=password, dbname="postgres", autocommit=True) as c:  # fmt: skip
-        c.execute("CREATE TABLE IF NOT EXISTS public.outside_check (t text)")
-        c.execute("INSERT INTO public.outside_check VALUES (%s)", (token,))
-    for _ in range(50):
-        with psycopg.connect(host=vip, port=spec.haproxy.ro_port, user="postgres",
-                             password=password, dbname="postgres") as c:  # fmt: skip
-            row = c.execute(
-                "SELECT pg_is_in_recovery(), count(*) FROM public.outside_check WHERE t = %s",
-                (token,),
-            ).fetchone()
-        if row == (True, 1):
-            break
-        await asyncio.sleep(0.2)
-    assert row == (True, 1)
+    await write_then_read_on_standby(
+        f"host={vip} port={spec.haproxy.rw_port} dbname=postgres",
+        f"host={vip} port={spec.haproxy.ro_port} dbname=postgres",
+        password,
+    )
     result = provisioned.runs[0][0]
     assert result.read_write == f"postgresql://{vip}:{spec.haproxy.rw_port}/postgres"
 
