@@ -37,8 +37,14 @@ class Operation:
 PREFLIGHT = Operation("preflight", "Preflight", mutating=False)
 PROVISION = Operation("provision", "Provision", mutating=True)
 STATUS = Operation("status", "ClusterStatus", mutating=False)
+BACKUP = Operation("backup", "Backup", mutating=True)
+#: Writes a sentinel and switches WAL on the primary, and must not overlap a backup.
+VERIFY_RESTORE = Operation("verify-restore", "VerifyRestore", mutating=True)
+BACKUPS = Operation("backups", "BackupsView", mutating=False)
 
-OPERATIONS: dict[str, Operation] = {op.name: op for op in (PREFLIGHT, PROVISION, STATUS)}
+OPERATIONS: dict[str, Operation] = {
+    op.name: op for op in (PREFLIGHT, PROVISION, STATUS, BACKUP, VERIFY_RESTORE, BACKUPS)
+}
 
 
 def lock_id(cluster: str) -> str:

@@ -156,6 +156,25 @@ class BackupRetention(Model):
     diff: int | None = Field(7, ge=1)
 
 
+class RestoreVerifySettings(Model):
+    """Where and how restore verification runs (see docs/backups.md)."""
+
+    #: The host to restore on; default: the one host with role verify-target.
+    host: Name | None = None
+    #: Scratch space on that host; the restore goes to <scratch_path>/<cluster>/data and is
+    #: removed afterwards. Needs room for the whole database.
+    scratch_path: AbsPath = "/var/lib/pgha-verify"
+    #: The restored server's port: it listens on a Unix socket in the scratch directory only.
+    port: int = Field(5499, ge=1, le=65535)
+    #: `pgha backups` flags a last verification older than this.
+    max_age_hours: float = Field(36.0, gt=0)
+    #: Bound on how long writers to user tables may wait while the sentinel pins a
+    #: consistent row count (milliseconds of lock wait; then it retries, then fails).
+    lock_timeout_ms: int = Field(2000, ge=100)
+    #: Bound on restore + recovery + checks.
+    timeout_hours: float = Field(6.0, gt=0)
+
+
 class BackupSettings(Model):
     enabled: bool = True
     stanza: Name | None = None
@@ -164,6 +183,7 @@ class BackupSettings(Model):
     from_standby: bool = False
     schedule: BackupSchedule = BackupSchedule()
     retention: BackupRetention = BackupRetention()
+    verify: RestoreVerifySettings = RestoreVerifySettings()
 
 
 class PreflightSettings(Model):
@@ -242,6 +262,58 @@ class ClusterSpec(Model):
     @property
     def stanza(self) -> str:
         return self.backup.stanza or self.cluster
+
+    def verify_host(self) -> HostSpec | None:
+        """The host restore verification restores on: ``backup.verify.host``, else the one
+        host with role verify-target (None when there is none)."""
+        if self.backup.verify.host is not None:
+            return self.host(self.backup.verify.host)
+        targets = self.hosts_with(Role.verify_target)
+        return targets[0] if len(targets) == 1 else None
+
+
+def _inside(path: str, other: str) -> bool:
+    """True when one path is the other or lies under it."""
+    a, b = path.rstrip("/") + "/", other.rstrip("/") + "/"
+    return a.startswith(b) or b.startswith(a)
+
+
+def _verify_problems(spec: ClusterSpec) -> list[str]:
+    """Restore verification needs one verify-target host, which (for now) is the repository
+    host, and scratch space apart from the repository and the data directory."""
+    verify = spec.backup.verify
+    targets = spec.hosts_with(Role.verify_target)
+    names = [h.name for h in spec.hosts]
+    if verify.host is not None:
+        if verify.host not in names:
+            return [f"backup.verify.host: no host named {verify.host!r} in hosts"]
+        if Role.verify_target not in spec.host(verify.host).roles:
+            return [f"backup.verify.host: {verify.host} lacks the role verify-target; add it"]
+    elif len(targets) > 1:
+        return [
+            f"backup.verify.host: {len(targets)} hosts have role verify-target "
+            f"({', '.join(h.name for h in targets)}); name the one to restore on"
+        ]
+    target = spec.verify_host()
+    if target is None:
+        return []
+    problems = []
+    if Role.backup_repo not in target.roles:
+        problems.append(
+            f"hosts[{spec.hosts.index(target)}].roles: verify-target {target.name} is not the "
+            "backup-repo host; restoring on a separate host is not supported yet, so give "
+            "the repository host the role verify-target instead"
+        )
+    for field, path in (
+        ("backup.repo_path", spec.backup.repo_path),
+        ("postgres.data_path", spec.postgres.data_path),
+    ):
+        if _inside(verify.scratch_path, path):
+            problems.append(
+                f"backup.verify.scratch_path: {verify.scratch_path} overlaps {field} ({path}); "
+                "restores are removed afterwards, so give them a directory of their own"
+            )
+    return problems
 
 
 def topology_problems(spec: ClusterSpec) -> list[str]:
@@ -322,6 +394,8 @@ def topology_problems(spec: ClusterSpec) -> list[str]:
             "backup.schedule.verify_restore: set, but no host has role verify-target; add the "
             "role to a non-postgres host (the backup repo host will do) or set it to null"
         )
+    if spec.backup.enabled:
+        problems.extend(_verify_problems(spec))
     problems.extend(_port_problems(spec))
     if spec.patroni.loop_wait + 2 * spec.patroni.retry_timeout > spec.patroni.ttl:
         problems.append(

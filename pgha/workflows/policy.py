@@ -113,3 +113,26 @@ STATUS_READ = ActivityPolicy(
         non_retryable_error_types=NON_RETRYABLE,
     ),
 )
+
+
+#: One backup, a repository verify, a restore with its recovery, the checks of a restored
+#: copy: minutes to hours, heartbeating every few seconds so a lost worker is noticed in a
+#: minute. Retried a few times (each attempt is safe to repeat), never for damage found.
+LONG_RUN = ActivityPolicy(
+    start_to_close=timedelta(hours=8),
+    heartbeat=timedelta(seconds=60),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=5),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=2),
+        maximum_attempts=3,
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+)
+
+#: Writing on the worker's own disk (the report store): quick, retried briefly.
+LOCAL_WRITE = ActivityPolicy(
+    start_to_close=timedelta(seconds=30),
+    heartbeat=None,
+    retry=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5),
+)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pgha.progress import Progress, Step, StepState
     from pgha.search_attributes import CLUSTER_ATTR, OPERATION_ATTR
+
+
+T = TypeVar("T")
 
 
 class Tracker:
@@ -61,3 +68,30 @@ class Tracker:
 
     def _publish(self) -> None:
         workflow.set_current_details(self.progress.markdown())
+
+    async def run(
+        self,
+        key: str,
+        title: str,
+        host: str | None,
+        work: Awaitable[T],
+        judge: Callable[[T], tuple[StepState, str]],
+    ) -> T:
+        """One progress step around ``work``: running, then the state and detail ``judge``
+        gives its result, or failed with the error (which is re-raised)."""
+        self.add(key, title, host)
+        self.start(key)
+        try:
+            result = await work
+        except BaseException as err:
+            self.finish(key, StepState.failed, failure_text(err))
+            raise
+        state, detail = judge(result)
+        self.finish(key, state, detail)
+        return result
+
+
+def failure_text(err: BaseException) -> str:
+    """What an activity failure says, without Temporal's wrapping."""
+    cause = err.__cause__ if isinstance(err.__cause__, ApplicationError) else err
+    return str(getattr(cause, "message", cause))

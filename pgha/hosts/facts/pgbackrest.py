@@ -61,6 +61,14 @@ class BackupInfo(_Fact):
     size: int
     repo_size: int
     error: bool = False
+    #: First and last WAL segment the set needs, its LSN range, and the set it builds on.
+    archive_start: str = ""
+    archive_stop: str = ""
+    lsn_start: str = ""
+    lsn_stop: str = ""
+    prior: str | None = None
+    #: The repository's id of the database it was taken from (``15-1``: version-id).
+    archive_id: str = ""
 
     @property
     def duration_s(self) -> int:
@@ -76,6 +84,9 @@ class StanzaInfo(_Fact):
     #: A backup (or expire) of this stanza holds the lock right now.
     backup_running: bool = False
     backups: list[BackupInfo] = []
+    #: Oldest and newest archived segment of the current database.
+    wal_min: str = ""
+    wal_max: str = ""
 
     @property
     def exists(self) -> bool:
@@ -169,9 +180,17 @@ def _int(value: object) -> int:
     return int(value) if isinstance(value, int | float | str) else 0
 
 
-def _backup(b: dict[str, object]) -> BackupInfo:
+def _backup(b: dict[str, object], archive_ids: dict[int, str]) -> BackupInfo:
     info, ts = _dict(b.get("info")), _dict(b.get("timestamp"))
+    archive, lsn = _dict(b.get("archive")), _dict(b.get("lsn"))
+    prior = b.get("prior")
     return BackupInfo(
+        archive_start=str(archive.get("start") or ""),
+        archive_stop=str(archive.get("stop") or ""),
+        lsn_start=str(lsn.get("start") or ""),
+        lsn_stop=str(lsn.get("stop") or ""),
+        prior=str(prior) if prior else None,
+        archive_id=archive_ids.get(_int(_dict(b.get("database")).get("id")), ""),
         label=str(b["label"]),
         type=str(b["type"]),
         start=_int(ts.get("start")),
@@ -197,12 +216,17 @@ def parse_info(stdout: str, stanza: str) -> StanzaInfo:
             return StanzaInfo(name=stanza, status_code=1, status_message="missing stanza path")
         status = entry["status"]
         lock = (status.get("lock") or {}).get("backup") or {}
+        archives = [_dict(a) for a in entry.get("archive") or []]
+        archive_ids = {_int(_dict(a.get("database")).get("id")): str(a.get("id")) for a in archives}
+        current = archives[-1] if archives else {}
         return StanzaInfo(
+            wal_min=str(current.get("min") or ""),
+            wal_max=str(current.get("max") or ""),
             name=stanza,
             status_code=int(status["code"]),
             status_message=str(status.get("message", "")),
             backup_running=bool(lock.get("held", False)),
-            backups=[_backup(b) for b in entry.get("backup") or []],
+            backups=[_backup(b, archive_ids) for b in entry.get("backup") or []],
         )
     except (ValueError, TypeError, KeyError, AttributeError) as err:
         raise ValueError(f"unexpected pgbackrest info output ({err}): {stdout[:300]!r}") from None

@@ -246,3 +246,66 @@ async def ensure_full_backup(
                 raise failed from None
             continue  # another backup started meanwhile: wait for it on the next round
         ran.append(render_command(as_user(acct.name, argv)))
+
+
+async def take_backup(
+    host: Host,
+    acct: Account,
+    stanza: str,
+    backup_type: str,
+    *,
+    known: set[str],
+    within: float,
+    progress: Callable[[str], None] = lambda _: None,
+) -> tuple[BackupInfo, bool]:
+    """One new backup of ``backup_type`` (full, diff, incr). Safe to re-run after a lost
+    worker: a set that is not in ``known`` (the labels before the first attempt) is the
+    one an earlier attempt took, and a backup still running is waited for, not doubled.
+    pgBackRest turns a diff or incr without a prior full into a full; the new set's type
+    says what was taken.
+
+    :returns: the new set, and whether this call ran the backup command.
+    :raises PgbackrestFailed: the backup failed (its ERROR lines say why).
+    :raises TimeoutError: no new set within ``within`` seconds.
+    """
+    deadline = time.monotonic() + within
+    ran = False
+    while True:
+        info = await stanza_info(host, acct, stanza)
+        new = [b for b in info.backups if b.label not in known and not b.error]
+        if new:
+            return new[-1], ran
+        if ran:
+            raise ValueError(
+                f"host {host.name}: pgbackrest backup of {stanza} succeeded, but info shows no "
+                f"new set (status: {info.status_message})"
+            )
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"host {host.name}: no new backup of {stanza} after {within:g} s")
+        if info.backup_running:
+            progress("waiting for the backup that is already running")
+            await asyncio.sleep(min(POLL_S, left))
+            continue
+        argv = ["pgbackrest", f"--stanza={stanza}", f"--type={backup_type}", "backup"]
+        progress(f"taking a {backup_type} backup")
+        try:
+            await host.run(as_user(acct.name, argv), label="pgbackrest backup", timeout=left)
+        except CommandFailed as err:
+            failed = PgbackrestFailed(host, f"{backup_type} backup of {stanza}", err, stanza)
+            if failed.code != LOCK_ACQUIRE:
+                raise failed from None
+            continue  # another backup started meanwhile: wait for it on the next round
+        ran = True
+
+
+async def expire(host: Host, acct: Account, stanza: str) -> list[str]:
+    """`pgbackrest expire` under the retention of the repository's config.
+
+    :returns: the labels it removed.
+    :raises PgbackrestFailed: expire failed.
+    """
+    before = {b.label for b in (await stanza_info(host, acct, stanza)).backups}
+    await _pgbackrest(host, acct, stanza, "expire", STANZA_CREATE_TIMEOUT_S)
+    after = {b.label for b in (await stanza_info(host, acct, stanza)).backups}
+    return sorted(before - after)
