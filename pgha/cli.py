@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import traceback
+from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -24,20 +25,31 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.service import RPCError
 
+from pgha.backup_models import (
+    BackupInput,
+    BackupResult,
+    BackupType,
+    VerifyReport,
+    VerifyRestoreInput,
+)
 from pgha.checks.preflight import PreflightInput, PreflightResult
 from pgha.cli_support import State, console, err_console, print_error, run_async
 from pgha.errors import OperationFailed, PghaError, SpecError, TemporalUnavailable
 from pgha.lab.cli import lab_app
 from pgha.operations import (
+    BACKUP,
     OPERATIONS,
     PREFLIGHT,
     PROVISION,
     STATUS,
+    VERIFY_RESTORE,
     lock_id,
     start_operation,
 )
 from pgha.progress import Progress, StepState
 from pgha.provision_models import ProvisionInput, ProvisionResult
+from pgha.report_cli import backups, report
+from pgha.report_text import backup_summary, verify_summary
 from pgha.settings import EMBEDDED_ADDRESS, TemporalSettings, temporal_settings
 from pgha.spec import load_spec, spec_to_yaml
 from pgha.status_models import ClusterStatus, StatusInput
@@ -60,6 +72,8 @@ run_app = typer.Typer(help="Start an operation on a cluster and follow it.", no_
 app.add_typer(spec_app, name="spec")
 app.add_typer(run_app, name="run")
 app.add_typer(lab_app, name="lab")
+app.command("report")(report)
+app.command("backups")(backups)
 
 #: How long `pgha run` waits for a polling worker to pick the workflow up before it runs one.
 NO_WORKER_GRACE_S = 8.0
@@ -245,6 +259,8 @@ async def _follow_and_report(
                 f"preflight of {report.cluster} found {len(report.blocking)} blocking "
                 "problem(s), listed above; fix them and run it again"
             ) from None
+        if op_name == VERIFY_RESTORE.name and isinstance(details, dict):
+            console.print(verify_summary(VerifyReport.model_validate(details)))
         raise OperationFailed(f"{op_name} failed: {message}") from None
     if op_name == PREFLIGHT.name:
         report = PreflightResult.model_validate(result)
@@ -252,6 +268,10 @@ async def _follow_and_report(
         console.print(f"[green]preflight passed: {len(report.hosts)} hosts ready[/]")
     elif op_name == PROVISION.name:
         console.print(provision_report(ProvisionResult.model_validate(result)))
+    elif op_name == BACKUP.name:
+        console.print(backup_summary(BackupResult.model_validate(result)))
+    elif op_name == VERIFY_RESTORE.name:
+        console.print(verify_summary(VerifyReport.model_validate(result)))
     return result
 
 
@@ -273,6 +293,66 @@ def run_provision(cluster: ClusterOpt, detach: DetachOpt = False) -> None:
     async def go() -> None:
         spec = load_spec(cluster)
         await _operate(PROVISION.name, spec.cluster, ProvisionInput(spec=spec), detach)
+
+    run_async(go)
+
+
+@run_app.command("backup")
+def run_backup(
+    cluster: ClusterOpt,
+    backup_type: Annotated[
+        BackupType, typer.Option("--type", "-t", help="full, diff (since the last full) or incr.")
+    ] = BackupType.full,
+    detach: DetachOpt = False,
+) -> None:
+    """Take a pgBackRest backup (refused without a running primary or working archiving),
+    then apply retention."""
+
+    async def go() -> None:
+        spec = load_spec(cluster)
+        await _operate(BACKUP.name, spec.cluster, BackupInput(spec=spec, type=backup_type), detach)
+
+    run_async(go)
+
+
+def _target_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO 8601 time (e.g. 2026-11-26T04:00:00Z)",
+            param_hint="--target-time",
+        ) from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+@run_app.command("verify-restore")
+def run_verify_restore(
+    cluster: ClusterOpt,
+    set_label: Annotated[
+        str | None, typer.Option("--set", help="Backup label (default: the newest set).")
+    ] = None,
+    target_time: Annotated[
+        str | None,
+        typer.Option(
+            "--target-time",
+            help="Recover to this time (ISO 8601; UTC unless it has an offset) instead of to "
+            "the sentinel written at the start.",
+        ),
+    ] = None,
+    detach: DetachOpt = False,
+) -> None:
+    """Prove a backup restores: restore it on the verify host, recover it isolated, check
+    it (sentinel, pg_amcheck, every page, row counts), remove it, keep a report."""
+
+    async def go() -> None:
+        spec = load_spec(cluster)
+        inp = VerifyRestoreInput(
+            spec=spec, set_label=set_label, target_time=_target_time(target_time)
+        )
+        await _operate(VERIFY_RESTORE.name, spec.cluster, inp, detach)
 
     run_async(go)
 

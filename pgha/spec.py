@@ -279,10 +279,11 @@ def _inside(path: str, other: str) -> bool:
 
 
 def _verify_problems(spec: ClusterSpec) -> list[str]:
-    """Restore verification needs one verify-target host, which (for now) is the repository
-    host, and scratch space apart from the repository and the data directory."""
+    """Restore verification needs one verify-target host (the repository host or one of its
+    own) and scratch space apart from the repository and the data directory."""
     verify = spec.backup.verify
-    targets = spec.hosts_with(Role.verify_target)
+    # A postgres host with the role is reported on its own (restores stay off members).
+    targets = [h for h in spec.hosts_with(Role.verify_target) if Role.postgres not in h.roles]
     names = [h.name for h in spec.hosts]
     if verify.host is not None:
         if verify.host not in names:
@@ -294,16 +295,9 @@ def _verify_problems(spec: ClusterSpec) -> list[str]:
             f"backup.verify.host: {len(targets)} hosts have role verify-target "
             f"({', '.join(h.name for h in targets)}); name the one to restore on"
         ]
-    target = spec.verify_host()
-    if target is None:
+    if not targets and verify.host is None:
         return []
     problems = []
-    if Role.backup_repo not in target.roles:
-        problems.append(
-            f"hosts[{spec.hosts.index(target)}].roles: verify-target {target.name} is not the "
-            "backup-repo host; restoring on a separate host is not supported yet, so give "
-            "the repository host the role verify-target instead"
-        )
     for field, path in (
         ("backup.repo_path", spec.backup.repo_path),
         ("postgres.data_path", spec.postgres.data_path),

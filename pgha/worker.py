@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from pgha.activities import (
+    backup,
     etcd,
     haproxy,
     keepalived,
@@ -26,15 +27,27 @@ from pgha.activities import (
     pgbackrest,
     pgbouncer,
     postgres,
+    reports,
+    restore_verify,
     status,
 )
 from pgha.activities.preflight import check_host
 from pgha.hosts.host import close_all
+from pgha.workflows.backup import Backup
+from pgha.workflows.backups_view import BackupsView
 from pgha.workflows.preflight import Preflight
 from pgha.workflows.provision import Provision
 from pgha.workflows.status import ClusterStatusWorkflow
+from pgha.workflows.verify_restore import VerifyRestore
 
-WORKFLOWS: list[type] = [Preflight, Provision, ClusterStatusWorkflow]
+WORKFLOWS: list[type] = [
+    Preflight,
+    Provision,
+    ClusterStatusWorkflow,
+    Backup,
+    VerifyRestore,
+    BackupsView,
+]
 ACTIVITIES: list[Callable[..., Any]] = [
     check_host,
     status.patroni_status,
@@ -60,6 +73,18 @@ ACTIVITIES: list[Callable[..., Any]] = [
     pgbackrest.ensure_first_backup,
     postgres.ensure_app,
     postgres.verify_end_to_end,
+    backup.list_sets,
+    backup.check_archiving,
+    backup.take,
+    backup.expire,
+    restore_verify.write_sentinel,
+    restore_verify.check_repository,
+    restore_verify.restore,
+    restore_verify.prove,
+    restore_verify.teardown,
+    reports.save_backup,
+    reports.save_verification,
+    reports.latest_verification,
 ]
 
 #: Identity prefix of the short-lived worker a CLI command runs while it waits.

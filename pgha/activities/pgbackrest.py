@@ -37,14 +37,23 @@ _PERMANENT = (*PERMANENT, KeyUnusable)
 
 
 def _is_repo(inp: HostStep) -> bool:
-    """True on the backup-repo host, False on a postgres host.
+    """True on the backup-repo host, False on a postgres host or a separate verify host
+    (both reach the repository as its clients).
 
-    :raises ValueError: the host is neither (a workflow bug).
+    :raises ValueError: the host is none of these (a workflow bug).
     """
     if Role.backup_repo in require_host(inp).roles:
         return True
+    if _is_verify_client(inp.spec, inp.host):
+        return False
     require_role(inp, Role.postgres)
     return False
+
+
+def _is_verify_client(spec: ClusterSpec, host: str) -> bool:
+    """The spec's verify host, when it is not the repository host itself."""
+    verify = spec.verify_host()
+    return verify is not None and verify.name == host and Role.backup_repo not in verify.roles
 
 
 async def _account(host: Host, spec: ClusterSpec, repo: bool) -> tuple[Outcome, Account]:
@@ -97,6 +106,8 @@ def _peers(inp: HostStep, repo: bool) -> list[tuple[SshIdentity, str, int]]:
     spec = inp.spec
     want_role, want_user = (Role.postgres, DB_USER) if repo else (Role.backup_repo, REPO_USER)
     names = {h.name for h in spec.hosts_with(want_role)}
+    if repo:
+        names |= {h.name for h in spec.hosts if _is_verify_client(spec, h.name)}
     peers = []
     for item in raw:
         peer = SshIdentity.model_validate(item)
@@ -104,7 +115,7 @@ def _peers(inp: HostStep, repo: bool) -> list[tuple[SshIdentity, str, int]]:
             raise ValueError(
                 f"host {inp.host}: peer {peer.host}/{peer.user} is not a {want_role.value} host "
                 f"with user {want_user}; pgBackRest trust is only between the repository "
-                "host and the postgres hosts"
+                "host and the postgres hosts (and the verify host)"
             )
         target = spec.target(peer.host)
         peers.append((peer, target.address, target.port))

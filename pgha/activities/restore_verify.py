@@ -29,6 +29,7 @@ from pgha.errors import CommandFailed
 from pgha.hosts.facts.pgbackrest import as_user
 from pgha.hosts.ops import restore_verify as ops
 from pgha.hosts.ops.pgbackrest import PgbackrestFailed
+from pgha.render.pgbackrest import REPO_USER
 from pgha.render.restore_verify import (
     RecoveryTarget,
     scratch_layout,
@@ -110,23 +111,18 @@ async def check_repository(step: VerifyStep) -> RepositoryProof:
     archived segment), then the walk of the WAL chain from the set's first segment to the
     sentinel's across timeline switches: every segment the restore needs is in the
     repository and verified. Damage to this set or to needed WAL is a problem; damage
-    elsewhere a warning. Read-only (writes pgBackRest's config into the scratch area)."""
+    elsewhere a warning. Runs on the repository host (``step.host``); read-only."""
     spec = step.spec
-    layout = scratch_layout(spec)
-    async with translated(*PERMANENT):
-        _require_verify_host(step)
-        conf = verify_pgbackrest_conf(spec, layout)
+    if Role.backup_repo not in spec.host(step.host).roles:
+        raise permanent(f"host {step.host} is not the backup-repo host", "InvalidStepInput")
     started = time.monotonic()
     async with heartbeating(), open_host(step.target) as host:
-        await ops.prepare_scratch(host, layout, conf)
-        text = await ops.repository_verify(host, layout, spec.stanza)
+        text = await ops.repository_verify(host, REPO_USER, spec.stanza)
         stop_tl = wal_chain.timeline_of(step.sentinel.wal_file)
         history_text = ""
         if stop_tl > 1:
-            history_text = (
-                await ops.repository_file(host, layout, spec.stanza, _history_path(step, stop_tl))
-                or ""
-            )
+            path = _history_path(step, stop_tl)
+            history_text = await ops.repository_file(host, REPO_USER, spec.stanza, path) or ""
     found = wal_chain.parse_verify(text)
     label = step.backup.label
     problems = [f"set {label}: {p}" for p in found.problems_of_set(label)]
@@ -192,7 +188,7 @@ async def restore(step: VerifyStep) -> RestoreOutcome:
     within = spec.backup.verify.timeout_hours * 3600
     async with translated(*PERMANENT):
         _require_verify_host(step)
-        pgbackrest_conf = verify_pgbackrest_conf(spec, layout)
+        pgbackrest_conf = verify_pgbackrest_conf(spec, layout, step.host)
         postgres_conf = verify_postgres_conf(spec, layout, target)
     async with heartbeating(), open_host(step.target) as host:
         await ops.prepare_scratch(host, layout, pgbackrest_conf)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from pgha.render.pgbackrest import REPO_USER
 from pgha.spec import ClusterSpec, Role
 
 
@@ -69,17 +70,24 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def verify_pgbackrest_conf(spec: ClusterSpec, layout: ScratchLayout) -> str:
-    """pgBackRest's config for the restore and the restored copy's archive-get: the
-    cluster's repository (local on the repository host), the scratch data directory as
-    pg1-path. Logs, spool and locks stay inside the scratch directory."""
+def verify_pgbackrest_conf(spec: ClusterSpec, layout: ScratchLayout, host: str) -> str:
+    """pgBackRest's config for the restore and the restored copy's archive-get on verify
+    host ``host``: the cluster's repository (its path on the repository host itself, over
+    SSH from a verify host of its own), the scratch data directory as pg1-path. Logs,
+    spool and locks stay inside the scratch directory."""
     repos = spec.hosts_with(Role.backup_repo)
     if len(repos) != 1:
         raise ValueError("restore verification needs exactly one backup-repo host")
+    repo = repos[0]
+    where = (
+        f"repo1-path={spec.backup.repo_path}\n"
+        if repo.name == host
+        else f"repo1-host={repo.address}\nrepo1-host-user={REPO_USER}\n"
+    )
     return (
         f"# pgha restore verification of cluster {spec.cluster}; removed with the scratch copy.\n"
         "[global]\n"
-        f"repo1-path={spec.backup.repo_path}\n"
+        f"{where}"
         f"log-path={layout.log}\n"
         f"spool-path={layout.root}/spool\n"
         f"lock-path={layout.root}/lock\n"

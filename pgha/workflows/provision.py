@@ -173,14 +173,18 @@ class Provision:
         self.tracker.phase("backups")
         (repo,) = [h.name for h in spec.hosts_with(Role.backup_repo)]
         nodes = [h.name for h in spec.hosts_with(Role.postgres)]
-        keys = await self.on_hosts("backup-keys", "ssh key", spec, [repo, *nodes],
+        # A separate verify host restores from the repository over SSH, like a node.
+        verify = spec.verify_host()
+        clients = nodes + ([verify.name] if verify and verify.name != repo else [])
+        keys = await self.on_hosts("backup-keys", "ssh key", spec, [repo, *clients],
                                    "pgbackrest.ensure_keypair", CONVERGE)  # fmt: skip
         by_host = {k.host: k.facts for k in keys}
-        # The repository reaches every database host, and every database host the repo.
-        peers = {repo: [by_host[n] | {"host": n} for n in nodes]}
-        peers |= {n: [by_host[repo] | {"host": repo}] for n in nodes}
+        # The repository reaches every database host (and accepts the verify host), and
+        # every one of them reaches the repository.
+        peers = {repo: [by_host[n] | {"host": n} for n in clients]}
+        peers |= {n: [by_host[repo] | {"host": repo}] for n in clients}
         await self.each(
-            "backup-trust", "ssh trust", spec, [repo, *nodes],
+            "backup-trust", "ssh trust", spec, [repo, *clients],
             lambda s, h, key: self._run_step(
                 key, s, h, "pgbackrest.ensure_trust", CONVERGE,
                 {"peers": json.dumps(peers[h], sort_keys=True)},

@@ -182,9 +182,9 @@ class VerifyRestore:
         )  # fmt: skip
         self.sizes.update(backup_bytes=chosen.size_bytes, repo_bytes=chosen.repo_size_bytes)
         proof = await self.tracker.run(
-            "repository", f"pgbackrest verify of {chosen.label} and its WAL chain",
-            self.target_host,
-            LONG_RUN.execute("verify.check_repository", step, RepositoryProof,
+            "repository", f"pgbackrest verify of {chosen.label} and its WAL chain", repo.host,
+            LONG_RUN.execute("verify.check_repository",
+                             step.model_copy(update={"host": repo.host}), RepositoryProof,
                              summary="pgbackrest verify"),
             lambda p: (StepState.failed if p.problems else
                        StepState.warning if p.warnings else StepState.ok,

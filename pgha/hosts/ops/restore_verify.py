@@ -127,24 +127,31 @@ async def free_bytes(host: Host, path: str) -> int:
     return int(out.stdout.split()[-1])
 
 
-async def repository_verify(host: Host, layout: ScratchLayout, stanza: str) -> str:
-    """`pgbackrest verify` of the whole repository (2.45 cannot limit it to one set), its
-    text report and per-range WAL lines. It exits 0 even when it finds damage: the caller
-    reads the output (see :mod:`pgha.checks.wal_chain`).
+def _on_repository(user: str, stanza: str, *args: str) -> list[str]:
+    """pgBackRest on the repository host, with that host's own config."""
+    return as_user(user, ["env", "-C", "/", "pgbackrest", f"--stanza={stanza}", *args])
+
+
+async def repository_verify(host: Host, user: str, stanza: str) -> str:
+    """On the repository host, as its owner ``user``: `pgbackrest verify` of the whole
+    repository (2.45 cannot limit it to one set), its text report and per-range WAL lines.
+    It exits 0 even when it finds damage: the caller reads the output (see
+    :mod:`pgha.checks.wal_chain`).
 
     :raises CommandFailed: verify itself could not run.
     """
-    argv = _pgbackrest(
-        layout, stanza, "--output=text", "--log-level-console=detail", "--verbose", "verify"
+    argv = _on_repository(
+        user, stanza, "--output=text", "--log-level-console=detail", "--verbose", "verify"
     )
     out = await host.run(argv, label="pgbackrest verify", timeout=6 * 3600)
     return out.stdout + "\n" + out.stderr
 
 
-async def repository_file(host: Host, layout: ScratchLayout, stanza: str, path: str) -> str | None:
-    """A file of the repository (e.g. a timeline history file), None when it is missing."""
+async def repository_file(host: Host, user: str, stanza: str, path: str) -> str | None:
+    """On the repository host: a file of the repository (e.g. a timeline history file),
+    None when it is missing."""
     out = await host.run(
-        _pgbackrest(layout, stanza, "--log-level-console=error", "repo-get", path),
+        _on_repository(user, stanza, "--log-level-console=error", "repo-get", path),
         check=False,
         label="pgbackrest repo-get",
         timeout=120,

@@ -1,0 +1,93 @@
+"""Report activities: keep backup and restore-verification reports in the worker's report
+store, and read the last verification back. Thin: the layout is pgha.reports', the wording
+pgha.report_text's. They touch only the local disk, never a host.
+
+Reports land on the machine of the worker that runs the save; with workers on several
+machines, give them one shared state directory or accept that each keeps its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import ValidationError
+from temporalio import activity
+
+from pgha.activities.converge import permanent
+from pgha.backup_models import BackupResult, VerifyReport
+from pgha.report_text import backup_headline, backup_summary, verify_headline, verify_summary
+from pgha.reports import ReportError, ReportKind, latest_report, save_report
+
+
+@activity.defn(name="reports.save_verification")
+async def save_verification(report: VerifyReport) -> str:
+    """Store a restore verification with its human summary. Idempotent: a retry rewrites
+    the same files (the id comes from the workflow, its run and ``finished_at``).
+
+    :returns: the report id, for `pgha report ID`.
+    """
+    info = activity.info()
+    try:
+        stored = await asyncio.to_thread(
+            save_report,
+            ReportKind.verify_restore,
+            report.cluster,
+            report.workflow_id,
+            report,
+            verify_summary(report),
+            headline=verify_headline(report),
+            passed=report.passed,
+            run_id=info.workflow_run_id or "",
+            created_at=report.finished_at,
+        )
+    except ReportError as err:
+        raise permanent(str(err), type(err).__name__) from None
+    return stored.id
+
+
+@activity.defn(name="reports.save_backup")
+async def save_backup(result: BackupResult) -> str:
+    """Store a finished backup with its human summary. Idempotent like save_verification
+    (keyed on the calling workflow, its run and the set's stop time).
+
+    :returns: the report id.
+    """
+    info = activity.info()
+    try:
+        stored = await asyncio.to_thread(
+            save_report,
+            ReportKind.backup,
+            result.cluster,
+            info.workflow_id or "",
+            result,
+            backup_summary(result),
+            headline=backup_headline(result),
+            run_id=info.workflow_run_id or "",
+            created_at=result.backup.stopped,
+        )
+    except ReportError as err:
+        raise permanent(str(err), type(err).__name__) from None
+    return stored.id
+
+
+@activity.defn(name="reports.latest_verification")
+async def latest_verification(cluster: str) -> VerifyReport | None:
+    """The cluster's newest restore verification in this worker's store, or None.
+
+    A damaged newest report fails (non-retryable ReportUnreadable, naming the file) rather
+    than being skipped: skipping could pass off an older success for a newer failure.
+    """
+    try:
+        stored = await asyncio.to_thread(latest_report, cluster, ReportKind.verify_restore)
+    except ReportError as err:
+        raise permanent(str(err), type(err).__name__) from None
+    if stored is None:
+        return None
+    try:
+        return VerifyReport.model_validate(stored.data)
+    except ValidationError as err:
+        raise permanent(
+            f"{stored.path}: the newest verification report of {cluster} does not fit this "
+            f"pgha's VerifyReport ({str(err).splitlines()[0]}); move it aside",
+            "ReportUnreadable",
+        ) from None
