@@ -99,9 +99,7 @@ def main():
                 with conn.cursor() as cur:
                     cur.execute("SET LOCAL lock_timeout = %s", (f"{LOCK_TIMEOUT_MS}ms",))
                     if tables[db]:
-                        names = sql.SQL(", ").join(
-                            sql.Identifier(s, t) for s, t in tables[db]
-                        )
+                        names = sql.SQL(", ").join(sql.Identifier(s, t) for s, t in tables[db])
                         cur.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(names))
             with lockers["postgres"].cursor() as cur:
                 cur.execute(
@@ -143,8 +141,12 @@ def main():
                     sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
                 )
                 counts.append(
-                    {"database": db, "schema_name": schema, "table": table,
-                     "rows": cur.fetchone()[0]}
+                    {
+                        "database": db,
+                        "schema_name": schema,
+                        "table": table,
+                        "rows": cur.fetchone()[0],
+                    }
                 )
         conn.rollback()
         conn.close()
