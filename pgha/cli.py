@@ -50,6 +50,7 @@ from pgha.progress import Progress, StepState
 from pgha.provision_models import ProvisionInput, ProvisionResult
 from pgha.report_cli import backups, report
 from pgha.report_text import backup_summary, verify_summary
+from pgha.schedule_cli import schedule_app
 from pgha.settings import EMBEDDED_ADDRESS, TemporalSettings, temporal_settings
 from pgha.spec import load_spec, spec_to_yaml
 from pgha.status_models import ClusterStatus, StatusInput
@@ -72,6 +73,7 @@ run_app = typer.Typer(help="Start an operation on a cluster and follow it.", no_
 app.add_typer(spec_app, name="spec")
 app.add_typer(run_app, name="run")
 app.add_typer(lab_app, name="lab")
+app.add_typer(schedule_app, name="schedule")
 app.command("report")(report)
 app.command("backups")(backups)
 

@@ -31,12 +31,14 @@ from pgha.activities import (
     restore_verify,
     status,
 )
+from pgha.activities.cluster_lock import describe_lock
 from pgha.activities.preflight import check_host
 from pgha.hosts.host import close_all
 from pgha.workflows.backup import Backup
 from pgha.workflows.backups_view import BackupsView
 from pgha.workflows.preflight import Preflight
 from pgha.workflows.provision import Provision
+from pgha.workflows.scheduled import ScheduledRun
 from pgha.workflows.status import ClusterStatusWorkflow
 from pgha.workflows.verify_restore import VerifyRestore
 
@@ -47,6 +49,7 @@ WORKFLOWS: list[type] = [
     Backup,
     VerifyRestore,
     BackupsView,
+    ScheduledRun,
 ]
 ACTIVITIES: list[Callable[..., Any]] = [
     check_host,
@@ -85,11 +88,13 @@ ACTIVITIES: list[Callable[..., Any]] = [
     reports.save_backup,
     reports.save_verification,
     reports.latest_verification,
+    describe_lock,
 ]
 
 #: Identity prefix of the short-lived worker a CLI command runs while it waits.
 IN_PROCESS_PREFIX = "pgha-cli-worker@"
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
+HEARTBEAT_THROTTLE = timedelta(seconds=2)
 IN_PROCESS_GRACEFUL_SHUTDOWN = timedelta(seconds=3)
 #: A live worker re-polls at least every ~60 s (the server's long-poll timeout); a poller
 #: seen longer ago than this is a worker that died, which the server lists for minutes.
@@ -114,6 +119,12 @@ def build_worker(
         identity=identity or f"pgha-worker@{socket.gethostname()}:{os.getpid()}",
         graceful_shutdown_timeout=options.pop("graceful_shutdown_timeout", GRACEFUL_SHUTDOWN),
         max_concurrent_activities=options.pop("max_concurrent_activities", 50),
+        # A cancellation reaches an activity only in a heartbeat's reply; the SDK sends
+        # them at most every 0.8 x heartbeat timeout (48 s for an hour-long restore). A
+        # cancelled restore must stop before its scratch copy is removed: beat often.
+        max_heartbeat_throttle_interval=options.pop(
+            "max_heartbeat_throttle_interval", HEARTBEAT_THROTTLE
+        ),
         **options,
     )
 

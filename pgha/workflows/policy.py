@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
 
 T = TypeVar("T")
 
@@ -30,6 +31,9 @@ class ActivityPolicy:
     start_to_close: timedelta
     heartbeat: timedelta | None
     retry: RetryPolicy
+    #: TRY_CANCEL lets the workflow move on while the remote work may still run; long jobs
+    #: wait until the activity has stopped its command (it does on cancellation).
+    cancellation: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL
 
     async def execute(self, activity: str, arg: Any, result_type: type[T], *, summary: str) -> T:
         """Run activity ``activity`` (by its stable name) under this policy; typed result."""
@@ -40,6 +44,7 @@ class ActivityPolicy:
             start_to_close_timeout=self.start_to_close,
             heartbeat_timeout=self.heartbeat,
             retry_policy=self.retry,
+            cancellation_type=self.cancellation,
             summary=summary,
         )
         return result
@@ -119,6 +124,7 @@ STATUS_READ = ActivityPolicy(
 #: copy: minutes to hours, heartbeating every few seconds so a lost worker is noticed in a
 #: minute. Retried a few times (each attempt is safe to repeat), never for damage found.
 LONG_RUN = ActivityPolicy(
+    cancellation=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     start_to_close=timedelta(hours=8),
     heartbeat=timedelta(seconds=60),
     retry=RetryPolicy(

@@ -120,8 +120,10 @@ class VerifyRestore:
         except VerificationFailed as err:
             reason = str(err)
         except ActivityError as err:
-            # A host or PostgreSQL failed beyond its retries: the set is unproven.
-            reason = failure_text(err)
+            if isinstance(err.cause, CancelledError):  # the workflow's cancellation
+                reason, cancelled = "cancelled before the verification finished", True
+            else:  # a host or PostgreSQL failed beyond its retries: the set is unproven
+                reason = failure_text(err)
         except (CancelledError, asyncio.CancelledError):
             reason, cancelled = "cancelled before the verification finished", True
         finally:
