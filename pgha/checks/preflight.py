@@ -138,7 +138,7 @@ def disk_paths(spec: ClusterSpec, roles: list[Role]) -> list[str]:
     if Role.backup_repo in roles:
         paths.append(spec.backup.repo_path)
     if Role.verify_target in roles:
-        paths.append("/var/tmp")
+        paths.append(spec.backup.verify.scratch_path)
     return paths or ["/"]
 
 
