@@ -25,13 +25,16 @@ from pgha.backup_models import (
     BackupInput,
     BackupResult,
     BackupType,
+    ScheduledRunResult,
+    ScheduleKind,
     VerifyReport,
     VerifyRestoreInput,
 )
 from pgha.operations import BACKUP, PROVISION, VERIFY_RESTORE, Operation, start_operation
 from pgha.provision_models import ProvisionInput
 from pgha.reports import ReportKind, latest_report
-from pgha.spec import ClusterSpec, Role
+from pgha.schedules import list_schedules, sync_schedules, trigger_schedule
+from pgha.spec import BackupSchedule, ClusterSpec, Role
 from pgha.worker import build_worker
 from tests.lab.helpers import docker_exec
 
@@ -245,3 +248,39 @@ async def test_missing_wal_segment_fails_verification_naming_it(lab_cluster: Lab
     assert f"WAL {segment} is missing from the repository" in failure.message
     # Put back, the same set verifies again.
     assert (await lab_cluster.verify()).passed
+
+
+async def test_schedules_follow_the_spec_and_a_triggered_one_takes_a_real_backup(
+    lab_cluster: Lab,
+) -> None:
+    client, spec = lab_cluster.env.client, lab_cluster.spec
+    schedule = spec.backup.schedule
+    every = spec.model_copy(update={"backup": spec.backup.model_copy(update={
+        "schedule": schedule.model_copy(update={"incr": "30 * * * *"})})})  # fmt: skip
+    created = await sync_schedules(client, every, lab_cluster.task_queue)
+    try:
+        assert f"pgha:{spec.cluster}:incr" in created.created + created.updated
+        again = await sync_schedules(client, every, lab_cluster.task_queue)
+        assert again.created == again.updated == again.deleted == []
+        rows = {r.kind: r for r in await list_schedules(client, spec.cluster)}
+        assert rows[ScheduleKind.incr].cron == "30 * * * *" and rows[ScheduleKind.incr].next_runs
+
+        before = {b["label"] for b in (await info(lab_cluster))["backup"]}
+        trigger = await trigger_schedule(client, spec.cluster, ScheduleKind.incr)
+        assert trigger.workflow_id is not None, trigger
+        run = ScheduledRunResult.model_validate(
+            await client.get_workflow_handle(trigger.workflow_id).result()
+        )
+        assert run.workflow_id == f"pgha-op:{spec.cluster}" and not run.skipped
+        child = await client.get_workflow_handle(run.workflow_id, run_id=run.run_id).result()
+        taken = BackupResult.model_validate(child).backup
+        after = {b["label"] for b in (await info(lab_cluster))["backup"]}
+        assert taken.label in after - before and taken.type == BackupType.incr
+    finally:
+        # The spec without the incr schedule: sync removes exactly that one.
+        removed = await sync_schedules(client, spec, lab_cluster.task_queue)
+        nothing = BackupSchedule(full=None, diff=None, incr=None, verify_restore=None)
+        none = spec.model_copy(update={"backup": spec.backup.model_copy(update={
+            "schedule": nothing})})  # fmt: skip
+        await sync_schedules(client, none, lab_cluster.task_queue)  # none fire mid-session
+        assert removed.deleted == [f"pgha:{spec.cluster}:incr"]
