@@ -4,14 +4,16 @@ reading why a recovery stopped, and the spec's rules for the verify host."""
 from __future__ import annotations
 
 import re
+import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from temporalio.exceptions import ApplicationError
 
 from pgha.backup_models import BackupRecord, BackupSets, BackupType
 from pgha.errors import SpecError
-from pgha.hosts.ops.restore_verify import recovery_failure
+from pgha.hosts.ops.restore_verify import _POLL, poll_facts, recovery_failure
 from pgha.render.restore_verify import (
     RecoveryTarget,
     scratch_layout,
@@ -127,3 +129,23 @@ def test_verify_host_must_be_the_repository_and_scratch_apart_from_data() -> Non
         verify={"host": "nosuch"}
     )
     assert "port: 5499" in spec_to_yaml(spec())  # the new settings are printed
+
+
+def test_recovery_poll_reads_one_fact_per_line_from_the_real_script(tmp_path: Path) -> None:
+    # The poll script run for real with stand-in programs: a live postmaster refusing
+    # connections (recovery under way), three segments restored.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, code in (("pg_ctl", 0), ("pg_isready", 1), ("psql", 0)):
+        (bin_dir / name).write_text(f"#!/bin/sh\nexit {code}\n")
+        (bin_dir / name).chmod(0o755)
+    log = tmp_path / "postgresql.log"
+    log.write_text("".join(
+        f'LOG:  restored log file "00000002000000000000001{i}" from archive\n' for i in range(3)
+    ))  # fmt: skip
+    script = _POLL.format(bin=bin_dir, data=tmp_path, run=tmp_path, port=5499, log=log)
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
+    facts = poll_facts(out.stdout)
+    assert facts["alive"] == "0" and facts["ready"] == "1" and "recovery" not in facts
+    assert facts["restored"] == "3"
+    assert facts["last"] == 'restored log file "000000020000000000000012"'

@@ -220,7 +220,7 @@ class Recovered:
 _POLL = r"""
 {bin}/pg_ctl -D {data} status >/dev/null 2>&1; alive=$?
 {bin}/pg_isready -q -h {run} -p {port}; ready=$?
-echo "alive=$alive ready=$ready"
+echo "alive=$alive"; echo "ready=$ready"
 if [ "$ready" = 0 ]; then
   {bin}/psql -X -A -t -h {run} -p {port} -d postgres -c 'SELECT pg_catalog.pg_is_in_recovery()' \
     | sed 's/^/recovery=/'
@@ -228,6 +228,11 @@ fi
 echo "restored=$(grep -c 'restored log file' {log} 2>/dev/null)"
 grep -o 'restored log file "[0-9A-F]*"' {log} 2>/dev/null | tail -n 1 | sed 's/^/last=/'
 """
+
+
+def poll_facts(stdout: str) -> dict[str, str]:
+    """The ``key=value`` lines of :data:`_POLL`'s output (one fact per line). Pure."""
+    return dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
 
 
 async def wait_promoted(
@@ -250,8 +255,10 @@ async def wait_promoted(
     started = time.monotonic()
     dead = 0
     while True:
-        out = await host.run(as_user(USER, ["sh", "-c", script]), label="recovery", timeout=60)
-        facts = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+        out = await host.run(
+            as_user(USER, ["env", "-C", "/", "sh", "-c", script]), label="recovery", timeout=60
+        )
+        facts = poll_facts(out.stdout)
         segments = int(facts.get("restored", "0") or 0)
         last = facts.get("last", "").split('"')[1] if '"' in facts.get("last", "") else ""
         if facts.get("recovery") == "f":
