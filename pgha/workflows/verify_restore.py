@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyRestoreInput,
         VerifyStep,
     )
+    from pgha.checks.wal_chain import WAL_SEGMENT_BYTES
     from pgha.progress import Progress, StepState
     from pgha.report_text import human_bytes
     from pgha.spec import ClusterSpec, Role
@@ -212,7 +213,8 @@ class VerifyRestore:
         )  # fmt: skip
         self.timings.update(restore=restored.restore_s, recovery=restored.recovery_s)
         self.sizes.update(
-            restored_bytes=restored.restored_bytes, wal_segments=restored.wal_segments
+            restored_bytes=restored.restored_bytes,
+            wal_replayed_bytes=restored.wal_segments * WAL_SEGMENT_BYTES,
         )
         self._check(
             "restore and recovery",

@@ -9,7 +9,6 @@ put back, so the lab stays usable for the tests after these.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -17,66 +16,27 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from temporalio.client import WorkflowFailureError
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from pgha.backup_models import (
-    BackupInput,
     BackupResult,
     BackupType,
     ScheduledRunResult,
     ScheduleKind,
     VerifyReport,
-    VerifyRestoreInput,
 )
-from pgha.operations import BACKUP, PROVISION, VERIFY_RESTORE, Operation, start_operation
+from pgha.operations import PROVISION
 from pgha.provision_models import ProvisionInput
 from pgha.reports import ReportKind, latest_report
 from pgha.schedules import list_schedules, sync_schedules, trigger_schedule
-from pgha.spec import BackupSchedule, ClusterSpec, Role
+from pgha.spec import BackupSchedule, ClusterSpec
 from pgha.worker import build_worker
+from tests.lab.backup_helpers import Lab, info, primary, psql, sh
 from tests.lab.helpers import docker_exec
 
 pytestmark = pytest.mark.lab
 
 REPO = "/var/lib/pgbackrest"
-
-
-class Lab:
-    def __init__(self, env: WorkflowEnvironment, spec: ClusterSpec, task_queue: str) -> None:
-        self.env, self.spec, self.task_queue = env, spec, task_queue
-
-    async def run(self, op: Operation, arg: Any) -> Any:
-        handle = await start_operation(
-            self.env.client, op, self.spec.cluster, arg, task_queue=self.task_queue
-        )
-        return await handle.result()
-
-    async def backup(self, kind: BackupType) -> BackupResult:
-        result = await self.run(BACKUP, BackupInput(spec=self.spec, type=kind))
-        return BackupResult.model_validate(result)
-
-    async def verify(self, **kw: Any) -> VerifyReport:
-        result = await self.run(VERIFY_RESTORE, VerifyRestoreInput(spec=self.spec, **kw))
-        return VerifyReport.model_validate(result)
-
-    async def failed_verify(self, **kw: Any) -> ApplicationError:
-        with pytest.raises(WorkflowFailureError) as err:
-            await self.verify(**kw)
-        cause = err.value.cause
-        assert isinstance(cause, ApplicationError), cause
-        return cause
-
-    @property
-    def repo(self) -> str:
-        return self.spec.hosts_with(Role.backup_repo)[0].name
-
-    @property
-    def verify_host(self) -> str:
-        host = self.spec.verify_host()
-        assert host is not None
-        return host.name
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -88,35 +48,6 @@ async def lab_cluster(env: WorkflowEnvironment, lab_spec: ClusterSpec) -> AsyncI
         lab = Lab(env, lab_spec, task_queue)
         await lab.run(PROVISION, ProvisionInput(spec=lab_spec))
         yield lab
-
-
-async def sh(host: str, script: str) -> str:
-    code, out = await docker_exec(host, "sh", "-c", script)
-    assert code == 0, f"{host}: `{script}` exited {code}: {out}"
-    return out
-
-
-async def info(lab: Lab) -> dict[str, Any]:
-    out = await sh(lab.repo, f"runuser -u postgres -- pgbackrest --stanza={lab.spec.stanza} "
-                             "--output=json info")  # fmt: skip
-    (stanza,) = json.loads(out)
-    return dict(stanza)
-
-
-async def primary(lab: Lab) -> str:
-    for host in [h.name for h in lab.spec.hosts_with(Role.postgres)]:
-        code, out = await docker_exec(host, "runuser", "-u", "postgres", "--", "psql", "-XAtc",
-                                      "SELECT pg_is_in_recovery()")  # fmt: skip
-        if code == 0 and out == "f":
-            return host
-    pytest.fail("no primary in the lab")
-
-
-async def psql(host: str, sql: str, db: str = "app") -> str:
-    code, out = await docker_exec(host, "runuser", "-u", "postgres", "--", "psql", "-XAtq",
-                                  "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql)  # fmt: skip
-    assert code == 0, f"{host}: psql failed: {out}"
-    return out
 
 
 async def test_full_then_incremental_backup_seen_in_the_repository(lab_cluster: Lab) -> None:
