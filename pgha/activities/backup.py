@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from temporalio import activity
@@ -12,7 +14,8 @@ from pgha.activities.common import heartbeating, open_host
 from pgha.activities.converge import param, permanent, translated
 from pgha.activities.haproxy import PERMANENT, require_role
 from pgha.backup_models import BackupRecord, BackupSets, BackupType
-from pgha.hosts.facts.pgbackrest import BackupInfo, StanzaInfo, account
+from pgha.hosts.facts.pgbackrest import Account, BackupInfo, StanzaInfo, account
+from pgha.hosts.host import Host
 from pgha.hosts.ops import pgbackrest as ops
 from pgha.render.pgbackrest import REPO_USER
 from pgha.spec import Role
@@ -53,9 +56,14 @@ def _failed(err: ops.PgbackrestFailed) -> Exception:
     return permanent(str(err), "PgbackrestFailed") if err.permanent else err
 
 
-@activity.defn(name="backup.list_sets")
-async def list_sets(step: HostStep) -> BackupSets:
-    """The stanza's backup sets, oldest first (`pgbackrest info`). Read-only."""
+@asynccontextmanager
+async def _on_repository(step: HostStep) -> AsyncIterator[tuple[Host, Account]]:
+    """The repository host, connected and heartbeating, with the user that owns the
+    repository. pgBackRest's permanent failures stop the retries; the others are retried.
+
+    :raises ApplicationError: the step is not on the repository host, or pgBackRest was
+        never set up there (BackupsNotSetUp: run provision).
+    """
     async with translated(*PERMANENT):
         require_role(step, Role.backup_repo)
     async with heartbeating(), open_host(step.target) as host:
@@ -67,9 +75,16 @@ async def list_sets(step: HostStep) -> BackupSets:
                 "BackupsNotSetUp",
             )
         try:
-            info = await ops.stanza_info(host, acct, step.spec.stanza)
+            yield host, acct
         except ops.PgbackrestFailed as err:
             raise _failed(err) from None
+
+
+@activity.defn(name="backup.list_sets")
+async def list_sets(step: HostStep) -> BackupSets:
+    """The stanza's backup sets, oldest first (`pgbackrest info`). Read-only."""
+    async with _on_repository(step) as (host, acct):
+        info = await ops.stanza_info(host, acct, step.spec.stanza)
     return sets_of(info)
 
 
@@ -81,12 +96,7 @@ async def check_archiving(step: HostStep) -> float:
     :raises ApplicationError: ArchivingBroken (non-retryable) with pgBackRest's lines when
         archiving is off or goes elsewhere; other failures are retried.
     """
-    async with translated(*PERMANENT):
-        require_role(step, Role.backup_repo)
-    async with heartbeating(), open_host(step.target) as host:
-        acct = await account(host, REPO_USER)
-        if acct is None:
-            raise permanent(f"host {step.host}: no user {REPO_USER}", "BackupsNotSetUp")
+    async with _on_repository(step) as (host, acct):
         try:
             return await ops.check(host, acct, step.spec.stanza)
         except ops.PgbackrestFailed as err:
@@ -105,19 +115,11 @@ async def take(step: HostStep) -> BackupRecord:
     kind = BackupType(param(step, "type"))
     known = set(json.loads(step.params.get("known", "[]")))
     within = float(step.params.get("within_s", BACKUP_WITHIN_S))
-    async with translated(*PERMANENT):
-        require_role(step, Role.backup_repo)
-    async with heartbeating(), open_host(step.target) as host:
-        acct = await account(host, REPO_USER)
-        if acct is None:
-            raise permanent(f"host {step.host}: no user {REPO_USER}", "BackupsNotSetUp")
-        try:
-            new, _ = await ops.take_backup(
-                host, acct, step.spec.stanza, kind.value, known=known, within=within,
-                progress=activity.heartbeat,
-            )  # fmt: skip
-        except ops.PgbackrestFailed as err:
-            raise _failed(err) from None
+    async with _on_repository(step) as (host, acct):
+        new, _ = await ops.take_backup(
+            host, acct, step.spec.stanza, kind.value, known=known, within=within,
+            progress=activity.heartbeat,
+        )  # fmt: skip
     return record(new)
 
 
@@ -125,13 +127,5 @@ async def take(step: HostStep) -> BackupRecord:
 async def expire(step: HostStep) -> list[str]:
     """Retention (`pgbackrest expire` under the spec's repo1-retention-*); the labels it
     removed. Idempotent: a second run removes nothing."""
-    async with translated(*PERMANENT):
-        require_role(step, Role.backup_repo)
-    async with heartbeating(), open_host(step.target) as host:
-        acct = await account(host, REPO_USER)
-        if acct is None:
-            raise permanent(f"host {step.host}: no user {REPO_USER}", "BackupsNotSetUp")
-        try:
-            return await ops.expire(host, acct, step.spec.stanza)
-        except ops.PgbackrestFailed as err:
-            raise _failed(err) from None
+    async with _on_repository(step) as (host, acct):
+        return await ops.expire(host, acct, step.spec.stanza)

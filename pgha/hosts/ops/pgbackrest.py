@@ -206,7 +206,7 @@ async def ensure_full_backup(
 ) -> tuple[Outcome, BackupInfo]:
     """At least one full backup exists: takes one (`--type=full`) when `info` shows none.
     Idempotent and safe to re-run mid-backup: a backup that is already running (a previous
-    attempt whose worker died) is waited for, not started twice.
+    attempt whose worker died) is waited for, not started twice (see :func:`take_backup`).
 
     :param within: bound on the whole wait, backup included (seconds).
     :param progress: told what is going on, e.g. to heartbeat.
@@ -214,38 +214,20 @@ async def ensure_full_backup(
     :raises PgbackrestFailed: the backup failed.
     :raises TimeoutError: no full backup within ``within``.
     """
-    deadline = time.monotonic() + within
-    ran: list[str] = []
-    while True:
-        info = await stanza_info(host, acct, stanza)
-        latest = info.latest
-        if info.latest_full is not None and latest is not None:
-            if not ran:
-                why = f"stanza {stanza} has a full backup already; the latest is {latest.label}"
-                return Outcome.unchanged(why), latest
-            return Outcome.made(f"took full backup {latest.label}", ran), latest
-        if ran:
-            raise ValueError(
-                f"host {host.name}: pgbackrest backup of {stanza} succeeded, but info shows no "
-                f"full backup (status: {info.status_message})"
-            )
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"host {host.name}: no full backup of {stanza} after {within:g} s")
-        if info.backup_running:
-            progress("waiting for the backup that is already running")
-            await asyncio.sleep(min(POLL_S, left))
-            continue
-        argv = ["pgbackrest", f"--stanza={stanza}", "--type=full", "backup"]
-        progress("taking a full backup")
-        try:
-            await host.run(as_user(acct.name, argv), label="pgbackrest backup", timeout=left)
-        except CommandFailed as err:
-            failed = PgbackrestFailed(host, f"full backup of {stanza}", err, stanza)
-            if failed.code != LOCK_ACQUIRE:
-                raise failed from None
-            continue  # another backup started meanwhile: wait for it on the next round
-        ran.append(render_command(as_user(acct.name, argv)))
+    info = await stanza_info(host, acct, stanza)
+    if info.latest_full is not None and info.latest is not None:
+        why = f"stanza {stanza} has a full backup already; the latest is {info.latest.label}"
+        return Outcome.unchanged(why), info.latest
+    known = {b.label for b in info.backups}
+    new, ran = await take_backup(
+        host, acct, stanza, "full", known=known, within=within, progress=progress, info=info
+    )
+    if not ran:
+        return Outcome.unchanged(f"full backup {new.label}, started elsewhere, finished"), new
+    argv = ["pgbackrest", f"--stanza={stanza}", "--type=full", "backup"]
+    return Outcome.made(
+        f"took full backup {new.label}", [render_command(as_user(acct.name, argv))]
+    ), new
 
 
 async def take_backup(
@@ -257,6 +239,7 @@ async def take_backup(
     known: set[str],
     within: float,
     progress: Callable[[str], None] = lambda _: None,
+    info: facts.StanzaInfo | None = None,
 ) -> tuple[BackupInfo, bool]:
     """One new backup of ``backup_type`` (full, diff, incr). Safe to re-run after a lost
     worker: a set that is not in ``known`` (the labels before the first attempt) is the
@@ -264,6 +247,7 @@ async def take_backup(
     pgBackRest turns a diff or incr without a prior full into a full; the new set's type
     says what was taken.
 
+    :param info: the stanza as just read (saves the first `info`).
     :returns: the new set, and whether this call ran the backup command.
     :raises PgbackrestFailed: the backup failed (its ERROR lines say why).
     :raises TimeoutError: no new set within ``within`` seconds.
@@ -271,7 +255,7 @@ async def take_backup(
     deadline = time.monotonic() + within
     ran = False
     while True:
-        info = await stanza_info(host, acct, stanza)
+        info = info if info is not None else await stanza_info(host, acct, stanza)
         new = [b for b in info.backups if b.label not in known and not b.error]
         if new:
             return new[-1], ran
@@ -286,7 +270,9 @@ async def take_backup(
         if info.backup_running:
             progress("waiting for the backup that is already running")
             await asyncio.sleep(min(POLL_S, left))
+            info = None
             continue
+        info = None
         argv = ["pgbackrest", f"--stanza={stanza}", f"--type={backup_type}", "backup"]
         progress(f"taking a {backup_type} backup")
         try:
