@@ -34,10 +34,13 @@ from pgha.backup_models import (
 )
 from pgha.checks.preflight import PreflightInput, PreflightResult
 from pgha.cli_support import State, console, err_console, print_error, run_async
+from pgha.drill_models import DrillInput, DrillReport, Scenario
+from pgha.drill_text import drill_summary
 from pgha.errors import OperationFailed, PghaError, SpecError, TemporalUnavailable
 from pgha.lab.cli import lab_app
 from pgha.operations import (
     BACKUP,
+    DRILL,
     OPERATIONS,
     PREFLIGHT,
     PROVISION,
@@ -263,6 +266,8 @@ async def _follow_and_report(
             ) from None
         if op_name == VERIFY_RESTORE.name and isinstance(details, dict):
             console.print(verify_summary(VerifyReport.model_validate(details)))
+        if op_name == DRILL.name and isinstance(details, dict):
+            console.print(drill_summary(DrillReport.model_validate(details)))
         raise OperationFailed(f"{op_name} failed: {message}") from None
     if op_name == PREFLIGHT.name:
         report = PreflightResult.model_validate(result)
@@ -274,6 +279,8 @@ async def _follow_and_report(
         console.print(backup_summary(BackupResult.model_validate(result)))
     elif op_name == VERIFY_RESTORE.name:
         console.print(verify_summary(VerifyReport.model_validate(result)))
+    elif op_name == DRILL.name:
+        console.print(drill_summary(DrillReport.model_validate(result)))
     return result
 
 
@@ -355,6 +362,26 @@ def run_verify_restore(
             spec=spec, set_label=set_label, target_time=_target_time(target_time)
         )
         await _operate(VERIFY_RESTORE.name, spec.cluster, inp, detach)
+
+    run_async(go)
+
+
+@run_app.command("drill")
+def run_drill(
+    cluster: ClusterOpt,
+    scenario: Annotated[Scenario, typer.Option("--scenario", "-s", help="The fault to inject.")],
+    rate: Annotated[
+        float, typer.Option(help="Probe writes (and reads) per second through the endpoints.")
+    ] = 20.0,
+    detach: DetachOpt = False,
+) -> None:
+    """Inject a real fault on a whole cluster (refused otherwise), measure what an
+    application saw (write/read unavailability, lost or ghost writes), heal, report."""
+
+    async def go() -> None:
+        spec = load_spec(cluster)
+        inp = DrillInput(spec=spec, scenario=scenario, rate=rate)
+        await _operate(DRILL.name, spec.cluster, inp, detach)
 
     run_async(go)
 

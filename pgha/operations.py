@@ -41,9 +41,10 @@ BACKUP = Operation("backup", "Backup", mutating=True)
 #: Writes a sentinel and switches WAL on the primary, and must not overlap a backup.
 VERIFY_RESTORE = Operation("verify-restore", "VerifyRestore", mutating=True)
 BACKUPS = Operation("backups", "BackupsView", mutating=False)
+DRILL = Operation("drill", "Drill", mutating=True)
 
 OPERATIONS: dict[str, Operation] = {
-    op.name: op for op in (PREFLIGHT, PROVISION, STATUS, BACKUP, VERIFY_RESTORE, BACKUPS)
+    op.name: op for op in (PREFLIGHT, PROVISION, STATUS, BACKUP, VERIFY_RESTORE, BACKUPS, DRILL)
 }
 
 

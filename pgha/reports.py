@@ -41,6 +41,7 @@ class ReportKind(StrEnum):
 
     backup = "backup"
     verify_restore = "verify-restore"
+    drill = "drill"
 
 
 class ReportError(PghaError):

@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 
 from pgha.activities import (
     backup,
+    drill,
     etcd,
     haproxy,
     keepalived,
@@ -27,6 +28,7 @@ from pgha.activities import (
     pgbackrest,
     pgbouncer,
     postgres,
+    probe,
     reports,
     restore_verify,
     status,
@@ -36,6 +38,7 @@ from pgha.activities.preflight import check_host
 from pgha.hosts.host import close_all
 from pgha.workflows.backup import Backup
 from pgha.workflows.backups_view import BackupsView
+from pgha.workflows.drill import Drill
 from pgha.workflows.preflight import Preflight
 from pgha.workflows.provision import Provision
 from pgha.workflows.scheduled import ScheduledRun
@@ -50,6 +53,7 @@ WORKFLOWS: list[type] = [
     VerifyRestore,
     BackupsView,
     ScheduledRun,
+    Drill,
 ]
 ACTIVITIES: list[Callable[..., Any]] = [
     check_host,
@@ -89,6 +93,12 @@ ACTIVITIES: list[Callable[..., Any]] = [
     reports.save_verification,
     reports.latest_verification,
     describe_lock,
+    probe.probe,
+    drill.switchover,
+    drill.kill_postgres,
+    drill.wait_leader,
+    drill.wait_healthy,
+    reports.save_drill,
 ]
 
 #: Identity prefix of the short-lived worker a CLI command runs while it waits.

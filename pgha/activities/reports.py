@@ -15,6 +15,8 @@ from temporalio import activity
 
 from pgha.activities.converge import permanent
 from pgha.backup_models import BackupResult, VerifyReport
+from pgha.drill_models import DrillReport
+from pgha.drill_text import drill_headline, drill_summary
 from pgha.report_text import backup_headline, backup_summary, verify_headline, verify_summary
 from pgha.reports import ReportError, ReportKind, latest_report, save_report
 
@@ -91,3 +93,28 @@ async def latest_verification(cluster: str) -> VerifyReport | None:
             f"pgha's VerifyReport ({str(err).splitlines()[0]}); move it aside",
             "ReportUnreadable",
         ) from None
+
+
+@activity.defn(name="reports.save_drill")
+async def save_drill(report: DrillReport) -> str:
+    """Store a drill's report with its human summary (idempotent like the others).
+
+    :returns: the report id.
+    """
+    info = activity.info()
+    try:
+        stored = await asyncio.to_thread(
+            save_report,
+            ReportKind.drill,
+            report.cluster,
+            report.workflow_id,
+            report,
+            drill_summary(report),
+            headline=drill_headline(report),
+            passed=report.passed,
+            run_id=info.workflow_run_id or "",
+            created_at=report.finished_at,
+        )
+    except ReportError as err:
+        raise permanent(str(err), type(err).__name__) from None
+    return stored.id

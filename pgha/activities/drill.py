@@ -1,0 +1,163 @@
+"""Drill activities on the cluster's hosts: inject a fault, and wait for Patroni's view to
+reach a state (a running leader, a healed cluster). Faults are real: a Patroni
+switchover, a SIGKILL of the primary's postmaster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from temporalio import activity
+
+from pgha.activities.common import heartbeating, open_host
+from pgha.activities.converge import param, permanent
+from pgha.activities.status import http_get
+from pgha.checks.status import parse_patroni_cluster
+from pgha.spec import ClusterSpec, Role
+from pgha.status_models import PatroniStatus
+from pgha.steps import HostStep, StepResult
+
+PATRONI_CONFIG = "/etc/patroni/config.yml"
+#: Patroni roles of the member that accepts writes.
+LEADER_ROLES = ("leader", "master", "primary")
+POLL_S = 0.5
+
+
+@activity.defn(name="drill.switchover")
+async def switchover(step: HostStep) -> StepResult:
+    """A planned switchover through Patroni from the leader ``step.host`` to
+    ``params["candidate"]`` (patronictl on the leader, with Patroni's own credentials)."""
+    candidate = param(step, "candidate")
+    async with heartbeating(), open_host(step.target) as host:
+        out = await host.run(
+            ["patronictl", "-c", PATRONI_CONFIG, "switchover", "--leader", step.host,
+             "--candidate", candidate, "--force"],
+            label="patronictl switchover", timeout=120,
+        )  # fmt: skip
+    return StepResult(
+        host=step.host, changed=True, summary=f"switchover {step.host} -> {candidate}",
+        facts={"output": out.stdout[-500:]},
+    )  # fmt: skip
+
+
+@activity.defn(name="drill.kill_postgres")
+async def kill_postgres(step: HostStep) -> StepResult:
+    """SIGKILL of the postmaster on ``step.host`` (the pid from postmaster.pid): no
+    shutdown checkpoint, no goodbye to clients. Patroni decides what follows."""
+    data = step.spec.postgres.data_path
+    async with heartbeating(), open_host(step.target) as host:
+        out = await host.run(
+            f"pid=$(head -n 1 {data}/postmaster.pid) && kill -KILL \"$pid\" && echo \"$pid\"",
+            label="kill postmaster", timeout=30,
+        )  # fmt: skip
+    pid = out.stdout.strip()
+    return StepResult(host=step.host, changed=True, summary=f"postmaster {pid} killed",
+                      facts={"pid": pid})  # fmt: skip
+
+
+async def _view(spec: ClusterSpec) -> PatroniStatus | None:
+    """Patroni's cluster view from the first member that answers."""
+    for h in spec.hosts_with(Role.postgres):
+        try:
+            async with open_host(spec.target(h.name)) as host:
+                url = f"http://{h.address}:{spec.patroni.restapi_port}/cluster"
+                return parse_patroni_cluster(await http_get(host, url), h.name)
+        except Exception:  # that member is down: ask the next
+            continue
+    return None
+
+
+async def _postmaster_pid(spec: ClusterSpec, host_name: str) -> str:
+    """The pid in the host's postmaster.pid when that process runs, else empty."""
+    data = spec.postgres.data_path
+    try:
+        async with open_host(spec.target(host_name)) as host:
+            out = await host.run(
+                f'pid=$(head -n 1 {data}/postmaster.pid 2>/dev/null) && kill -0 "$pid" '
+                '2>/dev/null && echo "$pid"',
+                check=False, label="postmaster pid", timeout=10,
+            )  # fmt: skip
+    except Exception:  # the host itself is gone
+        return ""
+    return out.stdout.strip()
+
+
+def leader_of(view: PatroniStatus) -> str | None:
+    running = [m for m in view.members if m.role in LEADER_ROLES and m.state == "running"]
+    return running[0].name if running else None
+
+
+def healthy(view: PatroniStatus, members: int, max_lag: int) -> list[str]:
+    """What keeps the cluster from being whole: every member running (replicas streaming)
+    with lag at most ``max_lag`` bytes, one running leader. Pure."""
+    problems = []
+    if leader_of(view) is None:
+        problems.append("no running leader")
+    if len(view.members) < members:
+        problems.append(f"{len(view.members)} of {members} members in Patroni's view")
+    for m in view.members:
+        if m.state not in ("running", "streaming"):
+            problems.append(f"{m.name} is {m.state}")
+        elif m.role not in LEADER_ROLES and (m.lag_bytes is None or m.lag_bytes > max_lag):
+            problems.append(f"{m.name} lags {m.lag_bytes} bytes")
+    return problems
+
+
+@activity.defn(name="drill.wait_leader")
+async def wait_leader(step: HostStep) -> PatroniStatus:
+    """Wait until Patroni shows a running leader other than ``params["not"]`` (empty: any),
+    polling every half second; ``params["within_s"]`` bounds it. With
+    ``params["killed_on"]`` and ``["killed_pid"]``: also until that host runs a new
+    postmaster or another member leads.
+
+    :raises ApplicationError: NoLeader (non-retryable) with the last view when it is not
+        there in time.
+    """
+    avoid = step.params.get("not", "")
+    within = float(step.params.get("within_s", "120"))
+    killed_on, killed_pid = step.params.get("killed_on", ""), step.params.get("killed_pid", "")
+    deadline = time.monotonic() + within
+    last: PatroniStatus | None = None
+    async with heartbeating():
+        while time.monotonic() < deadline:
+            last = await _view(step.spec) or last
+            leader = leader_of(last) if last else None
+            # Patroni notices a killed postmaster only at its next loop: until then its
+            # view still shows the old leader running. Only a new postmaster (or another
+            # leader) means the cluster reacted.
+            reacted = not killed_on or (
+                leader not in (None, killed_on)
+                or await _postmaster_pid(step.spec, killed_on) not in ("", killed_pid)
+            )
+            if leader and leader != avoid and reacted:
+                return last  # type: ignore[return-value]
+            await asyncio.sleep(POLL_S)
+    members = ", ".join(f"{m.name} {m.role} {m.state}" for m in last.members) if last else "-"
+    raise permanent(f"no running leader{' other than ' + avoid if avoid else ''} within "
+                    f"{within:g} s; Patroni's last view: {members}", "NoLeader")  # fmt: skip
+
+
+@activity.defn(name="drill.wait_healthy")
+async def wait_healthy(step: HostStep) -> PatroniStatus:
+    """Wait until every member runs and streams with no lag and one leader runs
+    (``params["within_s"]`` bounds it, ``params["max_lag"]`` in bytes, default 0).
+
+    :raises ApplicationError: NotHealed (non-retryable) naming what is still wrong.
+    """
+    within = float(step.params.get("within_s", "180"))
+    max_lag = int(step.params.get("max_lag", "0"))
+    members = len(step.spec.hosts_with(Role.postgres))
+    deadline = time.monotonic() + within
+    problems = ["no member answered"]
+    async with heartbeating():
+        while time.monotonic() < deadline:
+            view = await _view(step.spec)
+            if view is not None:
+                problems = healthy(view, members, max_lag)
+                if not problems:
+                    return view
+            await asyncio.sleep(POLL_S)
+    raise permanent(
+        f"the cluster is not whole after {within:g} s: {'; '.join(problems)}", "NotHealed"
+    )

@@ -1,0 +1,129 @@
+"""What a failover drill takes, measures and reports. Pure models shared by the Drill
+workflow, its activities (the probe, faults, healing), the CLI and the report store."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AwareDatetime, Field
+
+from pgha.models import Model
+from pgha.spec import ClusterSpec
+
+
+class Scenario(StrEnum):
+    switchover = "switchover"
+    kill_postgres = "kill-postgres"
+
+
+class Outcome(StrEnum):
+    """What the client knows about one write."""
+
+    #: The commit was acknowledged.
+    ok = "ok"
+    #: It certainly did not commit (no connection, or the server refused the statement).
+    failed = "failed"
+    #: The connection broke while the statement ran: it may or may not have committed.
+    unknown = "unknown"
+
+
+class WriteAttempt(Model):
+    seq: int
+    #: Seconds since the probe started, when the statement was sent and when it returned.
+    sent: float
+    done: float
+    outcome: Outcome
+    error: str = ""
+
+
+class ReadAttempt(Model):
+    at: float
+    ok: bool
+    error: str = ""
+
+
+class ProbeInput(Model):
+    spec: ClusterSpec
+    #: Rows the probe writes per second through the read-write port.
+    rate: float = Field(20.0, gt=0, le=200)
+    #: Names this drill's rows in the probe table.
+    run: str
+    #: The workflow whose `probe_done` query tells the probe to stop.
+    workflow_id: str
+    #: Bound on the probe however the workflow fares.
+    max_s: float = Field(900.0, gt=0)
+
+
+class ProbeLog(Model):
+    """Everything the probe saw, and the rows that were in the table afterwards."""
+
+    run: str
+    started_at: AwareDatetime
+    writes: list[WriteAttempt] = []
+    reads: list[ReadAttempt] = []
+    #: seq -> how many rows hold it, read through the read-write port after recovery.
+    present: dict[int, int] = {}
+    #: Why the final read-back failed, when it did (then nothing can be judged).
+    readback_error: str = ""
+
+
+class Verdict(Model):
+    """A Jepsen-style judgement of the writes, computed from a ProbeLog."""
+
+    acknowledged: int
+    #: Acknowledged commits missing after recovery (RPO in rows), and the time they span.
+    lost: list[int] = []
+    lost_span_s: float = 0.0
+    #: Rows present whose insert certainly failed: a correctness violation.
+    ghosts: list[int] = []
+    #: Rows present whose insert's outcome was unknown (allowed), and unknown ones absent.
+    recovered: list[int] = []
+    unknown_absent: list[int] = []
+    duplicates: list[int] = []
+    #: First failed write to first acknowledged write after it (the longest such gap).
+    write_gap_s: float = 0.0
+    read_gap_s: float = 0.0
+    #: Slowest acknowledged commit (a stall without errors is unavailability too).
+    max_commit_s: float = 0.0
+
+    @property
+    def safe(self) -> bool:
+        return not (self.lost or self.ghosts or self.duplicates)
+
+
+class DrillInput(Model):
+    spec: ClusterSpec
+    scenario: Scenario
+    #: Writes per second of the probe.
+    rate: float = Field(20.0, gt=0, le=200)
+    #: Probe time before the fault and after the cluster healed.
+    settle_s: float = Field(5.0, ge=1, le=120)
+
+
+class ClusterEvent(Model):
+    """A moment of the drill on the workflow's clock, in seconds since the probe started."""
+
+    name: str
+    at: float
+    detail: str = ""
+
+
+class DrillReport(Model):
+    cluster: str
+    scenario: Scenario
+    workflow_id: str
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    #: The drill's verdict: the fault happened, the cluster healed, no write went wrong.
+    passed: bool
+    reason: str = ""
+    old_leader: str = ""
+    new_leader: str = ""
+    timeline_before: int | None = None
+    timeline_after: int | None = None
+    events: list[ClusterEvent] = []
+    verdict: Verdict | None = None
+    healed: bool = False
+    healing: list[str] = []
+    #: Patroni's settings the figures depend on (ttl, loop_wait, retry_timeout, sync mode).
+    patroni: dict[str, object] = {}

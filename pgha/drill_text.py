@@ -1,0 +1,53 @@
+"""A drill report in words, for `pgha report` and the report store. Pure."""
+
+from __future__ import annotations
+
+from pgha.drill_models import DrillReport, Verdict
+from pgha.report_text import utc
+
+
+def drill_headline(report: DrillReport) -> str:
+    verdict = "PASSED" if report.passed else "FAILED"
+    v = report.verdict
+    figures = (
+        f": writes down {v.write_gap_s:.1f} s, {len(v.lost)} acknowledged lost"
+        if v is not None
+        else ""
+    )
+    return f"{verdict} drill {report.scenario.value} of {report.cluster}{figures}"
+
+
+def _verdict_lines(v: Verdict) -> list[str]:
+    return [
+        f"writes: {v.acknowledged} acknowledged; unavailable {v.write_gap_s:.2f} s "
+        f"(first failure to next success); slowest commit {v.max_commit_s:.2f} s",
+        f"reads: unavailable {v.read_gap_s:.2f} s",
+        f"lost acknowledged writes (RPO): {len(v.lost)} rows over {v.lost_span_s:.2f} s"
+        + (f" {v.lost[:10]}" if v.lost else ""),
+        f"ghost writes (failed yet present): {len(v.ghosts)}"
+        + (f" {v.ghosts[:10]}" if v.ghosts else ""),
+        f"unknown outcome: {len(v.recovered)} present, {len(v.unknown_absent)} absent; "
+        f"duplicates: {len(v.duplicates)}",
+    ]
+
+
+def drill_summary(report: DrillReport) -> str:
+    lines = [
+        drill_headline(report),
+        "",
+        f"cluster {report.cluster}, workflow {report.workflow_id}",
+        f"ran {utc(report.started_at)} - {utc(report.finished_at)}",
+    ]
+    if report.reason:
+        lines.append(f"reason: {report.reason}")
+    lines.append(
+        f"leader {report.old_leader or '?'} -> {report.new_leader or '?'}, timeline "
+        f"{report.timeline_before} -> {report.timeline_after}"
+    )
+    lines.append("patroni: " + ", ".join(f"{k} {v}" for k, v in report.patroni.items()))
+    if report.verdict is not None:
+        lines += _verdict_lines(report.verdict)
+    lines.append(f"healed: {'yes' if report.healed else 'NO'} ({'; '.join(report.healing)})")
+    lines.append("timeline of the drill (seconds from the start):")
+    lines += [f"  {e.at:7.2f}  {e.name}  {e.detail}" for e in report.events]
+    return "\n".join(lines) + "\n"

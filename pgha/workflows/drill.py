@@ -1,0 +1,261 @@
+"""Drill: inject a real fault, measure what an application saw, heal, report.
+
+Healing runs on every path (the fault failed, the wait timed out, the drill was
+cancelled): a drill never leaves the cluster worse than it found it without saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from pgha.checks.probe_verdict import judge
+    from pgha.drill_models import (
+        ClusterEvent,
+        DrillInput,
+        DrillReport,
+        ProbeInput,
+        ProbeLog,
+        Scenario,
+        Verdict,
+    )
+    from pgha.progress import Progress, StepState
+    from pgha.spec import ClusterSpec, Role
+    from pgha.status_models import EtcdStatus, PatroniStatus, ProxyStatus
+    from pgha.steps import HostStep, StepResult
+    from pgha.workflows.policy import CONVERGE, LOCAL_WRITE, STATUS_READ, ActivityPolicy
+    from pgha.workflows.tracker import Tracker, failure_text
+
+#: Waiting for Patroni to reach a state: the activity polls and bounds itself.
+WAIT = ActivityPolicy(
+    start_to_close=timedelta(minutes=6),
+    heartbeat=timedelta(seconds=20),
+    retry=RetryPolicy(maximum_attempts=2, non_retryable_error_types=["NoLeader", "NotHealed"]),
+)
+
+
+class DrillRefused(Exception):
+    pass
+
+
+@workflow.defn(name="Drill")
+class Drill:
+    """Runbook: the cluster must be whole (members streaming without lag, etcd healthy,
+    both proxies up, one VIP holder) or the drill is refused; start the probe; let it run;
+    inject the fault; wait for a running leader; heal and wait for every member to stream
+    with no lag; let the probe run on; stop it, read the rows back, judge; report."""
+
+    def __init__(self) -> None:
+        self.tracker = Tracker("drill", "")
+        self.done = False
+        self.events: list[ClusterEvent] = []
+
+    @workflow.query(name="progress")
+    def progress(self) -> Progress:
+        return self.tracker.progress
+
+    @workflow.query(name="probe_done")
+    def probe_done(self) -> bool:
+        return self.done
+
+    @workflow.run
+    async def run(self, inp: DrillInput) -> DrillReport:
+        spec = inp.spec
+        self.tracker = Tracker("drill", spec.cluster)
+        self.tracker.tag_search_attributes()
+        self.started = workflow.now()
+        self.tracker.phase("guard rails")
+        before = await self._whole(spec)
+        old_leader = _leader(before)
+        self.tracker.phase("probe")
+        run_id = f"{spec.cluster}-{inp.scenario.value}-{str(workflow.uuid4())[:8]}"
+        probe = workflow.start_activity(
+            "drill.probe",
+            ProbeInput(spec=spec, rate=inp.rate, run=run_id,
+                       workflow_id=workflow.info().workflow_id),
+            result_type=ProbeLog,
+            start_to_close_timeout=timedelta(minutes=20),
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_attempts=1),
+            summary="probe: writes and reads through the cluster's endpoints",
+        )  # fmt: skip
+        await workflow.sleep(inp.settle_s)
+        reason, healed, after, cancelled = "", False, None, False
+        healing: list[str] = []
+        try:
+            self.tracker.phase("fault")
+            self._event("fault", f"{inp.scenario.value} on {old_leader}")
+            fault = await self._inject(spec, inp.scenario, old_leader, before)
+            wait = {"not": old_leader if inp.scenario is Scenario.switchover else ""}
+            if inp.scenario is Scenario.kill_postgres:
+                wait |= {"killed_on": old_leader, "killed_pid": str(fault.facts.get("pid", ""))}
+            view = await self.tracker.run(
+                "leader", "a running leader", None,
+                WAIT.execute("drill.wait_leader", _step(spec, wait), PatroniStatus,
+                             summary="wait for a leader"),
+                lambda v: (StepState.ok, f"{_leader(v)} leads"),
+            )  # fmt: skip
+            self._event("leader running", _leader(view))
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                reason, cancelled = "cancelled during the fault", True
+            else:
+                reason = failure_text(err)
+        except asyncio.CancelledError:
+            reason, cancelled = "cancelled during the fault", True
+        finally:
+            self.tracker.phase("healing")
+            healed, after, healing = await self._heal(spec)
+            self._event("healed" if healed else "not healed", "; ".join(healing))
+            await workflow.sleep(inp.settle_s)
+            self.done = True
+            log = await probe
+        verdict: Verdict | None = None
+        try:
+            verdict = judge(log)
+        except ValueError as err:
+            reason = reason or str(err)
+        report = self._report(inp, old_leader, before, after, verdict, healed, healing, reason)
+        await LOCAL_WRITE.execute("reports.save_drill", report, str, summary="save the report")
+        if cancelled:
+            raise asyncio.CancelledError(reason)
+        if not report.passed:
+            self.tracker.done(f"FAILED: {report.reason}")
+            raise ApplicationError(f"drill {inp.scenario.value} of {spec.cluster} failed: "
+                                   f"{report.reason}", report, type="DrillFailed",
+                                   non_retryable=True)  # fmt: skip
+        assert verdict is not None
+        self.tracker.done(
+            f"{inp.scenario.value}: writes down {verdict.write_gap_s:.1f} s, reads down "
+            f"{verdict.read_gap_s:.1f} s, {len(verdict.lost)} acknowledged writes lost; "
+            f"{old_leader} -> {report.new_leader}"
+        )
+        return report
+
+    # ------------------------------------------------------------------ steps
+
+    async def _whole(self, spec: ClusterSpec) -> PatroniStatus:
+        """The guard rail: refuse unless the cluster is whole."""
+        problems: list[str] = []
+        view: PatroniStatus | None = None
+        try:
+            view = await WAIT.execute(
+                "drill.wait_healthy", _step(spec, {"within_s": "10", "max_lag": "1048576"}),
+                PatroniStatus, summary="the cluster is whole",
+            )  # fmt: skip
+        except ActivityError as err:
+            problems.append(failure_text(err))
+        etcd = [h.name for h in spec.hosts_with(Role.etcd)]
+        try:
+            es = await STATUS_READ.execute("status.etcd", HostStep(spec=spec, host=etcd[0]),
+                                           EtcdStatus, summary="etcd health")  # fmt: skip
+            sick = [m.endpoint for m in es.members if not m.healthy]
+            if sick or len(es.members) < len(etcd):
+                problems.append(f"etcd: {len(es.members) - len(sick)} of {len(etcd)} healthy")
+        except ActivityError as err:
+            problems.append(f"etcd: {failure_text(err)}")
+        holders = 0
+        for p in [h.name for h in spec.hosts_with(Role.haproxy)]:
+            try:
+                ps = await STATUS_READ.execute("status.proxy", HostStep(spec=spec, host=p),
+                                               ProxyStatus, summary=f"proxy {p}")  # fmt: skip
+                holders += ps.holds_vip
+                if ps.haproxy != "active" or ps.keepalived != "active":
+                    problems.append(f"{p}: haproxy {ps.haproxy}, keepalived {ps.keepalived}")
+            except ActivityError as err:
+                problems.append(f"{p}: {failure_text(err)}")
+        if spec.vip is not None and holders != 1:
+            problems.append(f"the VIP is held by {holders} proxies")
+        self.tracker.add("guard", "the cluster is whole", None)
+        if problems or view is None:
+            self.tracker.finish("guard", StepState.failed, "; ".join(problems))
+            raise ApplicationError(
+                f"drill refused: cluster {spec.cluster} is not whole ({'; '.join(problems)}); "
+                "nothing was done. Fix it (`pgha status`) and run the drill again.",
+                type="DrillRefused", non_retryable=True,
+            )  # fmt: skip
+        self.tracker.finish("guard", StepState.ok, f"{_leader(view)} leads, all streaming")
+        return view
+
+    async def _inject(
+        self, spec: ClusterSpec, scenario: Scenario, leader: str, view: PatroniStatus
+    ) -> StepResult:
+        if scenario is Scenario.switchover:
+            candidate = next(m.name for m in view.members if m.name != leader)
+            step = HostStep(spec=spec, host=leader, params={"candidate": candidate})
+            activity = "drill.switchover"
+        else:
+            step = HostStep(spec=spec, host=leader)
+            activity = "drill.kill_postgres"
+        return await self.tracker.run(
+            "fault", f"{scenario.value}", leader,
+            CONVERGE.execute(activity, step, StepResult, summary=scenario.value),
+            lambda r: (StepState.changed, r.summary),
+        )  # fmt: skip
+
+    async def _heal(self, spec: ClusterSpec) -> tuple[bool, PatroniStatus | None, list[str]]:
+        """Wait for every member to stream again with no lag (Patroni restarts a killed
+        postmaster and rewinds a former primary itself)."""
+        try:
+            view = await self.tracker.run(
+                "heal", "every member streaming, no lag", None,
+                WAIT.execute("drill.wait_healthy", _step(spec, {"within_s": "300"}),
+                             PatroniStatus, summary="wait until healed"),
+                lambda v: (StepState.ok, f"{_leader(v)} leads, all streaming"),
+            )  # fmt: skip
+            return True, view, ["every member streams with no lag"]
+        except ActivityError as err:
+            return False, None, [failure_text(err)]
+
+    # ------------------------------------------------------------------ report
+
+    def _event(self, name: str, detail: str = "") -> None:
+        at = (workflow.now() - self.started).total_seconds()
+        self.events.append(ClusterEvent(name=name, at=round(at, 2), detail=detail))
+
+    def _report(
+        self, inp: DrillInput, old: str, before: PatroniStatus, after: PatroniStatus | None,
+        verdict: Verdict | None, healed: bool, healing: list[str], reason: str,
+    ) -> DrillReport:  # fmt: skip
+        p = inp.spec.patroni
+        if not reason and verdict is not None and not verdict.safe:
+            reason = (f"writes went wrong: {len(verdict.lost)} lost, {len(verdict.ghosts)} "
+                      f"ghost, {len(verdict.duplicates)} duplicated")  # fmt: skip
+        if not reason and not healed:
+            reason = "the cluster did not heal: " + "; ".join(healing)
+        new = _leader(after) if after else ""
+        if not reason and inp.scenario is Scenario.switchover and new == old:
+            reason = f"the leader did not move from {old}"
+        return DrillReport(
+            cluster=inp.spec.cluster, scenario=inp.scenario,
+            workflow_id=workflow.info().workflow_id, started_at=self.started,
+            finished_at=workflow.now(), passed=not reason, reason=reason,
+            old_leader=old, new_leader=new,
+            timeline_before=_timeline(before), timeline_after=_timeline(after),
+            events=self.events, verdict=verdict, healed=healed, healing=healing,
+            patroni={"ttl": p.ttl, "loop_wait": p.loop_wait, "retry_timeout": p.retry_timeout,
+                     "synchronous_mode": p.synchronous_mode},
+        )  # fmt: skip
+
+
+def _step(spec: ClusterSpec, params: dict[str, str]) -> HostStep:
+    first = spec.hosts_with(Role.postgres)[0].name
+    return HostStep(spec=spec, host=first, params=params)
+
+
+def _leader(view: PatroniStatus | None) -> str:
+    if view is None:
+        return ""
+    return next((m.name for m in view.members
+                 if m.role in ("leader", "master", "primary")), "")  # fmt: skip
+
+
+def _timeline(view: PatroniStatus | None) -> int | None:
+    if view is None:
+        return None
+    return max((m.timeline for m in view.members if m.timeline is not None), default=None)

@@ -1,0 +1,126 @@
+"""Failover drills on the provisioned lab, checked past pgha: the fault is seen with
+patronictl and the postmaster's pid, and a writer of the test's own (not pgha's probe)
+inserts through the VIP during the drill; its acknowledged rows must all be there."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from pgha.activities.cluster_secrets import resolve_one
+from pgha.drill_models import DrillInput, DrillReport, Scenario
+from pgha.operations import DRILL, PROVISION
+from pgha.provision_models import ProvisionInput
+from pgha.render.postgres import connection_strings
+from pgha.spec import ClusterSpec
+from pgha.worker import build_worker
+from tests.lab.backup_helpers import Lab, sh
+
+pytestmark = pytest.mark.lab
+
+
+@pytest_asyncio.fixture(scope="module")
+async def lab_cluster(env: WorkflowEnvironment, lab_spec: ClusterSpec) -> AsyncIterator[Lab]:
+    task_queue = f"drills-{uuid.uuid4()}"
+    async with build_worker(env.client, task_queue):
+        lab = Lab(env, lab_spec, task_queue)
+        await lab.run(PROVISION, ProvisionInput(spec=lab_spec))
+        yield lab
+
+
+class Writer:
+    """The test's own application: numbered inserts through the read-write endpoint."""
+
+    def __init__(self, spec: ClusterSpec) -> None:
+        self.url = connection_strings(spec).read_write
+        self.password = resolve_one(spec, "superuser").get_secret_value()
+        self.run = f"test-{uuid.uuid4().hex[:8]}"
+        self.acked: list[int] = []
+        self.stop = asyncio.Event()
+
+    async def connect(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
+        return await psycopg.AsyncConnection.connect(
+            self.url, user="postgres", password=self.password, autocommit=True, connect_timeout=2
+        )
+
+    async def go(self) -> None:
+        async with await self.connect() as c:
+            await c.execute("CREATE TABLE IF NOT EXISTS public.test_writer (run text, seq int)")
+        conn, seq = None, 0
+        while not self.stop.is_set():
+            seq += 1
+            try:
+                conn = conn or await self.connect()
+                insert = conn.execute("INSERT INTO public.test_writer VALUES (%s, %s)",
+                                      (self.run, seq))  # fmt: skip
+                await asyncio.wait_for(insert, 3)
+                self.acked.append(seq)
+            except (psycopg.Error, OSError, TimeoutError):
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                conn = None
+            await asyncio.sleep(0.05)
+
+    async def present(self) -> set[int]:
+        async with await self.connect() as c:
+            cur = await c.execute("SELECT seq FROM public.test_writer WHERE run = %s", (self.run,))
+            return {int(r[0]) for r in await cur.fetchall()}  # type: ignore[call-overload]
+
+
+async def patroni_members(host: str = "db1") -> dict[str, dict[str, object]]:
+    out = await sh(host, "patronictl -c /etc/patroni/config.yml list -f json")
+    return {m["Member"]: m for m in json.loads(out)}
+
+
+async def leader() -> str:
+    return next(n for n, m in (await patroni_members()).items() if m["Role"] == "Leader")
+
+
+async def drill(lab: Lab, scenario: Scenario) -> tuple[DrillReport, Writer]:
+    writer = Writer(lab.spec)
+    task = asyncio.create_task(writer.go())
+    try:
+        await asyncio.sleep(1)
+        result = await lab.run(DRILL, DrillInput(spec=lab.spec, scenario=scenario, settle_s=3))
+    finally:
+        writer.stop.set()
+        await task
+    return DrillReport.model_validate(result), writer
+
+
+async def test_switchover_moves_the_leader_and_loses_no_acknowledged_write(
+    lab_cluster: Lab,
+) -> None:
+    before = await leader()
+    started = time.monotonic()
+    report, writer = await drill(lab_cluster, Scenario.switchover)
+    after = await leader()
+    assert after != before and report.old_leader == before and report.new_leader == after
+    assert set(writer.acked) <= await writer.present()  # the rows, not the report
+    assert report.passed and report.healed and report.verdict is not None
+    assert report.verdict.safe and report.verdict.acknowledged > 20
+    assert 0 < report.verdict.write_gap_s < time.monotonic() - started
+    members = await patroni_members()
+    assert all(m["State"] in ("running", "streaming") for m in members.values()), members
+
+
+async def test_kill_postgres_restarts_or_fails_over_and_loses_nothing(lab_cluster: Lab) -> None:
+    primary = await leader()
+    data = lab_cluster.spec.postgres.data_path
+    pid_before = await sh(primary, f"head -n 1 {data}/postmaster.pid")
+    report, writer = await drill(lab_cluster, Scenario.kill_postgres)
+    pid_after = await sh(primary, f"head -n 1 {data}/postmaster.pid")
+    assert pid_after != pid_before  # the postmaster really died (and came back)
+    assert set(writer.acked) <= await writer.present()
+    assert report.passed and report.healed and report.verdict is not None
+    assert report.verdict.safe and report.verdict.write_gap_s > 0

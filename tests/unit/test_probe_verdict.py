@@ -1,0 +1,55 @@
+"""The drill verdict: lost, ghost, recovered and duplicated writes, and the gaps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from pgha.checks.probe_verdict import judge, longest_gap
+from pgha.drill_models import Outcome, ProbeLog, ReadAttempt, WriteAttempt
+
+T0 = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+def w(seq: int, sent: float, outcome: Outcome, took: float = 0.01) -> WriteAttempt:
+    return WriteAttempt(seq=seq, sent=sent, done=sent + took, outcome=outcome)
+
+
+def test_a_clean_failover_loses_nothing_and_measures_the_gap() -> None:
+    writes = [
+        w(1, 0.0, Outcome.ok), w(2, 0.1, Outcome.ok),
+        w(3, 0.2, Outcome.unknown, took=0.5),  # the connection broke mid-commit
+        w(4, 0.8, Outcome.failed), w(5, 1.3, Outcome.failed),
+        w(6, 2.9, Outcome.ok, took=0.2),
+    ]  # fmt: skip
+    log = ProbeLog(run="r", started_at=T0, writes=writes, present={1: 1, 2: 1, 3: 1, 6: 1},
+                   reads=[ReadAttempt(at=0.0, ok=True), ReadAttempt(at=1.0, ok=False),
+                          ReadAttempt(at=2.5, ok=True)])  # fmt: skip
+    v = judge(log)
+    assert v.safe and v.acknowledged == 3
+    assert v.recovered == [3] and v.unknown_absent == []
+    assert v.write_gap_s == pytest.approx(3.1 - 0.2)  # first non-ack at 0.2, ack at 3.1
+    assert v.read_gap_s == pytest.approx(1.5)
+    assert v.max_commit_s == pytest.approx(0.2)
+
+
+def test_lost_ghost_and_duplicate_writes_are_each_named() -> None:
+    writes = [w(1, 0.0, Outcome.ok), w(2, 1.0, Outcome.ok), w(3, 2.0, Outcome.failed),
+              w(4, 3.0, Outcome.ok)]  # fmt: skip
+    log = ProbeLog(run="r", started_at=T0, writes=writes, present={1: 1, 3: 1, 4: 2, 99: 1})
+    v = judge(log)
+    assert v.lost == [2] and v.lost_span_s == pytest.approx(0.01)
+    assert v.ghosts == [3, 99]  # a row nobody wrote is a ghost too
+    assert v.duplicates == [4]
+    assert not v.safe
+
+
+def test_a_failure_never_followed_by_a_success_counts_to_the_end() -> None:
+    assert longest_gap([(0.0, 0.1, True), (1.0, 1.1, False), (2.0, 5.0, False)]) == 4.0
+    assert longest_gap([]) == 0.0
+
+
+def test_no_readback_no_verdict() -> None:
+    with pytest.raises(ValueError, match="could not be read back"):
+        judge(ProbeLog(run="r", started_at=T0, readback_error="no primary"))

@@ -1,0 +1,108 @@
+"""Fake drill activities under the real names: a Patroni view that changes when the fake
+fault is injected, a probe that waits for the workflow like the real one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio import activity
+
+from pgha.activities.converge import permanent
+from pgha.drill_models import DrillReport, Outcome, ProbeInput, ProbeLog, WriteAttempt
+from pgha.status_models import (
+    Backend,
+    EtcdMember,
+    EtcdStatus,
+    Member,
+    PatroniStatus,
+    ProxyStatus,
+)
+from pgha.steps import HostStep, StepResult
+
+
+class FakeDrillCluster:
+    def __init__(self) -> None:
+        self.leader = "db1"
+        self.calls: list[str] = []
+        self.lose: list[int] = []  # acknowledged seqs the "cluster" loses
+        self.lagging = False  # a replica that never catches up (guard rail)
+        self.never_heals = False
+        self.fault_hangs = False
+        self.fault_started = asyncio.Event()
+        self.saved: list[DrillReport] = []
+
+    def view(self) -> PatroniStatus:
+        members = [
+            Member(name=h, host=h, role="leader" if h == self.leader else "replica",
+                   state="running", timeline=2,
+                   lag_bytes=None if h == self.leader else (9 << 20 if self.lagging else 0))
+            for h in ("db1", "db2", "db3")
+        ]  # fmt: skip
+        return PatroniStatus(members=members, source="db1")
+
+    def activities(self) -> list[Callable[..., Any]]:
+        c = self
+
+        @activity.defn(name="drill.wait_healthy")
+        async def wait_healthy(step: HostStep) -> PatroniStatus:
+            c.calls.append("wait_healthy")
+            if c.lagging or (c.never_heals and "fault" in c.calls):
+                raise permanent("the cluster is not whole: db2 lags", "NotHealed")
+            return c.view()
+
+        @activity.defn(name="drill.wait_leader")
+        async def wait_leader(step: HostStep) -> PatroniStatus:
+            c.calls.append("wait_leader")
+            return c.view()
+
+        @activity.defn(name="drill.switchover")
+        async def switchover(step: HostStep) -> StepResult:
+            c.calls.append("fault")
+            c.leader = step.params["candidate"]
+            return StepResult(host=step.host, changed=True, summary="switched")
+
+        @activity.defn(name="drill.kill_postgres")
+        async def kill_postgres(step: HostStep) -> StepResult:
+            c.calls.append("fault")
+            c.fault_started.set()
+            while c.fault_hangs:
+                activity.heartbeat()
+                await asyncio.sleep(0.2)
+            return StepResult(host=step.host, changed=True, summary="killed")
+
+        @activity.defn(name="drill.probe")
+        async def probe(inp: ProbeInput) -> ProbeLog:
+            c.calls.append("probe")
+            handle = activity.client().get_workflow_handle(inp.workflow_id)
+            writes = []
+            seq = 0
+            while not await handle.query("probe_done", result_type=bool):
+                seq += 1
+                writes.append(WriteAttempt(seq=seq, sent=seq * 0.1, done=seq * 0.1 + 0.01,
+                                           outcome=Outcome.ok))  # fmt: skip
+                activity.heartbeat()
+                await asyncio.sleep(0.1)
+            present = {w.seq: 1 for w in writes if w.seq not in c.lose}
+            return ProbeLog(run=inp.run, started_at=datetime.now(UTC), writes=writes,
+                            present=present)  # fmt: skip
+
+        @activity.defn(name="status.etcd")
+        async def etcd(step: HostStep) -> EtcdStatus:
+            return EtcdStatus(members=[EtcdMember(endpoint=f"e{i}", healthy=True, leader=i == 0)
+                                       for i in range(3)])  # fmt: skip
+
+        @activity.defn(name="status.proxy")
+        async def proxy(step: HostStep) -> ProxyStatus:
+            up = [Backend(listener="rw", server="db1", status="UP")]
+            return ProxyStatus(host=step.host, holds_vip=step.host == "proxy1", haproxy="active",
+                               keepalived="active", backends=up)  # fmt: skip
+
+        @activity.defn(name="reports.save_drill")
+        async def save(report: DrillReport) -> str:
+            c.saved.append(report)
+            return "report-1"
+
+        return [wait_healthy, wait_leader, switchover, kill_postgres, probe, etcd, proxy, save]

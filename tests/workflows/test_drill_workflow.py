@@ -1,0 +1,89 @@
+"""The Drill workflow on the real dev server with fake faults: refused on a cluster that is
+not whole, heals and reports on every path, judges the writes, fails red on lost ones."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from pgha.drill_models import DrillInput, DrillReport, Scenario
+from pgha.operations import DRILL, start_operation
+from pgha.spec import ClusterSpec
+from pgha.worker import build_worker
+from pgha.workflows.drill import Drill
+from tests.workflows.drill_fakes import FakeDrillCluster
+
+
+class Run:
+    def __init__(self, env: WorkflowEnvironment, spec: ClusterSpec, fake: FakeDrillCluster,
+                 task_queue: str) -> None:  # fmt: skip
+        self.env, self.spec, self.fake, self.task_queue = env, spec, fake, task_queue
+
+    async def start(self, scenario: Scenario):  # type: ignore[no-untyped-def]
+        inp = DrillInput(spec=self.spec, scenario=scenario, settle_s=1)
+        return await start_operation(self.env.client, DRILL, self.spec.cluster, inp,
+                                     task_queue=self.task_queue)  # fmt: skip
+
+    async def failure(self, scenario: Scenario) -> ApplicationError:
+        handle = await self.start(scenario)
+        with pytest.raises(WorkflowFailureError) as err:
+            await handle.result()
+        cause = err.value.cause
+        assert isinstance(cause, ApplicationError), err.value
+        return cause
+
+
+@pytest_asyncio.fixture
+async def run(env: WorkflowEnvironment, spec: ClusterSpec) -> AsyncIterator[Run]:
+    fake = FakeDrillCluster()
+    task_queue = f"drill-{uuid.uuid4()}"
+    async with build_worker(env.client, task_queue, workflows=[Drill],
+                            activities=fake.activities()):  # fmt: skip
+        yield Run(env, spec, fake, task_queue)
+
+
+async def test_switchover_drill_moves_the_leader_and_judges_every_write(run: Run) -> None:
+    handle = await run.start(Scenario.switchover)
+    report = DrillReport.model_validate(await handle.result())
+    assert report.passed and report.healed
+    assert (report.old_leader, report.new_leader) == ("db1", "db2")
+    assert report.verdict is not None and report.verdict.acknowledged > 5
+    assert report.verdict.safe
+    assert [e.name for e in report.events] == ["fault", "leader running", "healed"]
+    assert run.fake.saved == [report]
+
+
+async def test_a_cluster_that_is_not_whole_is_refused_before_any_fault(run: Run) -> None:
+    run.fake.lagging = True
+    failure = await run.failure(Scenario.kill_postgres)
+    assert failure.type == "DrillRefused" and "db2 lags" in failure.message
+    assert "fault" not in run.fake.calls and "probe" not in run.fake.calls
+
+
+async def test_lost_acknowledged_writes_fail_the_drill_red(run: Run) -> None:
+    run.fake.lose = [3, 4]
+    failure = await run.failure(Scenario.kill_postgres)
+    assert failure.type == "DrillFailed" and "2 lost" in failure.message
+    report = run.fake.saved[-1]
+    assert report.verdict is not None and report.verdict.lost == [3, 4]
+
+
+async def test_a_drill_cancelled_during_the_fault_still_heals_and_reports(run: Run) -> None:
+    run.fake.fault_hangs = True
+    handle = await run.start(Scenario.kill_postgres)
+    await asyncio.wait_for(run.fake.fault_started.wait(), 20)
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    run.fake.fault_hangs = False
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    assert run.fake.calls[-1] == "wait_healthy"  # healing ran after the cancellation
+    report = run.fake.saved[-1]
+    assert report.healed and "cancelled" in report.reason
