@@ -12,8 +12,16 @@ from pgha.spec import ClusterSpec
 
 
 class Scenario(StrEnum):
+    #: A planned switchover through Patroni to a replica.
     switchover = "switchover"
+    #: SIGKILL of the primary's postmaster (Patroni restarts it or fails over).
     kill_postgres = "kill-postgres"
+    #: Patroni stopped on the primary (it stops PostgreSQL and releases the leader key).
+    stop_patroni = "stop-patroni"
+    #: etcd stopped on one member that is not etcd's leader: quorum must hold.
+    etcd_member_loss = "etcd-member-loss"
+    #: HAProxy and keepalived stopped on the VIP holder: the VIP must move.
+    proxy_loss = "proxy-loss"
 
 
 class Outcome(StrEnum):
@@ -98,6 +106,9 @@ class DrillInput(Model):
     rate: float = Field(20.0, gt=0, le=200)
     #: Probe time before the fault and after the cluster healed.
     settle_s: float = Field(5.0, ge=1, le=120)
+    #: How long a fault that does not end by itself (a stopped service) is kept after the
+    #: cluster reacted, before healing undoes it: the cluster must work without the part.
+    hold_s: float = Field(10.0, ge=0, le=600)
 
 
 class ClusterEvent(Model):

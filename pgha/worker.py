@@ -98,6 +98,8 @@ ACTIVITIES: list[Callable[..., Any]] = [
     drill.kill_postgres,
     drill.wait_leader,
     drill.wait_healthy,
+    drill.systemctl,
+    drill.wait_vip,
     reports.save_drill,
 ]
 

@@ -161,3 +161,50 @@ async def wait_healthy(step: HostStep) -> PatroniStatus:
     raise permanent(
         f"the cluster is not whole after {within:g} s: {'; '.join(problems)}", "NotHealed"
     )
+
+
+@activity.defn(name="drill.systemctl")
+async def systemctl(step: HostStep) -> StepResult:
+    """``systemctl <params["action"]> <params["units"]>`` on ``step.host`` (stop to inject a
+    fault, start to heal it). Idempotent: starting a running unit changes nothing."""
+    action, units = param(step, "action"), param(step, "units").split()
+    if action not in ("stop", "start"):
+        raise permanent(f"systemctl action {action!r} is not stop or start", "InvalidStepInput")
+    async with heartbeating(), open_host(step.target) as host:
+        await host.run(["systemctl", action, *units], label=f"systemctl {action}", timeout=120)
+    return StepResult(host=step.host, changed=True,
+                      summary=f"{action} {' '.join(units)} on {step.host}")  # fmt: skip
+
+
+async def _vip_holders(spec: ClusterSpec) -> list[str]:
+    vip = str(spec.vip.address.ip) if spec.vip else ""
+    holders = []
+    for p in spec.hosts_with(Role.haproxy):
+        try:
+            async with open_host(spec.target(p.name)) as host:
+                out = await host.run(["ip", "-o", "-4", "addr", "show"], timeout=10)
+        except Exception:  # a proxy that does not answer holds nothing we can use
+            continue
+        if any(f" {vip}/" in line for line in out.stdout.splitlines()):
+            holders.append(p.name)
+    return holders
+
+
+@activity.defn(name="drill.wait_vip")
+async def wait_vip(step: HostStep) -> str:
+    """Wait until exactly one proxy other than ``params["not"]`` holds the VIP; its name.
+
+    :raises ApplicationError: VipStuck (non-retryable) naming the holders seen last.
+    """
+    avoid = step.params.get("not", "")
+    within = float(step.params.get("within_s", "60"))
+    deadline = time.monotonic() + within
+    holders: list[str] = []
+    async with heartbeating():
+        while time.monotonic() < deadline:
+            holders = await _vip_holders(step.spec)
+            if len(holders) == 1 and holders[0] != avoid:
+                return holders[0]
+            await asyncio.sleep(POLL_S)
+    raise permanent(f"the VIP did not move away from {avoid or '-'} within {within:g} s "
+                    f"(held by: {', '.join(holders) or 'nobody'})", "VipStuck")  # fmt: skip

@@ -54,6 +54,9 @@ class Drill:
         self.tracker = Tracker("drill", "")
         self.done = False
         self.events: list[ClusterEvent] = []
+        self.etcd: EtcdStatus | None = None
+        self.vip_holder = ""
+        self.undo: list[HostStep] = []
 
     @workflow.query(name="progress")
     def progress(self) -> Progress:
@@ -89,18 +92,10 @@ class Drill:
         healing: list[str] = []
         try:
             self.tracker.phase("fault")
-            self._event("fault", f"{inp.scenario.value} on {old_leader}")
             fault = await self._inject(spec, inp.scenario, old_leader, before)
-            wait = {"not": old_leader if inp.scenario is Scenario.switchover else ""}
-            if inp.scenario is Scenario.kill_postgres:
-                wait |= {"killed_on": old_leader, "killed_pid": str(fault.facts.get("pid", ""))}
-            view = await self.tracker.run(
-                "leader", "a running leader", None,
-                WAIT.execute("drill.wait_leader", _step(spec, wait), PatroniStatus,
-                             summary="wait for a leader"),
-                lambda v: (StepState.ok, f"{_leader(v)} leads"),
-            )  # fmt: skip
-            self._event("leader running", _leader(view))
+            await self._reaction(spec, inp.scenario, old_leader, fault)
+            if self.undo:  # a stopped service stays stopped a while: the cluster copes
+                await workflow.sleep(inp.hold_s)
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
                 reason, cancelled = "cancelled during the fault", True
@@ -154,6 +149,7 @@ class Drill:
         try:
             es = await STATUS_READ.execute("status.etcd", HostStep(spec=spec, host=etcd[0]),
                                            EtcdStatus, summary="etcd health")  # fmt: skip
+            self.etcd = es
             sick = [m.endpoint for m in es.members if not m.healthy]
             if sick or len(es.members) < len(etcd):
                 problems.append(f"etcd: {len(es.members) - len(sick)} of {len(etcd)} healthy")
@@ -165,6 +161,7 @@ class Drill:
                 ps = await STATUS_READ.execute("status.proxy", HostStep(spec=spec, host=p),
                                                ProxyStatus, summary=f"proxy {p}")  # fmt: skip
                 holders += ps.holds_vip
+                self.vip_holder = p if ps.holds_vip else self.vip_holder
                 if ps.haproxy != "active" or ps.keepalived != "active":
                     problems.append(f"{p}: haproxy {ps.haproxy}, keepalived {ps.keepalived}")
             except ActivityError as err:
@@ -185,22 +182,80 @@ class Drill:
     async def _inject(
         self, spec: ClusterSpec, scenario: Scenario, leader: str, view: PatroniStatus
     ) -> StepResult:
+        """The fault, on the host the scenario aims at; what undoes it is noted first, so
+        healing knows even when the fault's own step fails halfway."""
+        stop = "drill.systemctl"
         if scenario is Scenario.switchover:
             candidate = next(m.name for m in view.members if m.name != leader)
-            step = HostStep(spec=spec, host=leader, params={"candidate": candidate})
-            activity = "drill.switchover"
+            activity, step = "drill.switchover", _on(spec, leader, candidate=candidate)
+        elif scenario is Scenario.kill_postgres:
+            activity, step = "drill.kill_postgres", _on(spec, leader)
+        elif scenario is Scenario.stop_patroni:
+            activity, step = stop, _on(spec, leader, action="stop", units="patroni")
+            self.undo.append(_on(spec, leader, action="start", units="patroni"))
+        elif scenario is Scenario.etcd_member_loss:
+            victim = self._etcd_follower(spec)
+            activity, step = stop, _on(spec, victim, action="stop", units="etcd")
+            self.undo.append(_on(spec, victim, action="start", units="etcd"))
         else:
-            step = HostStep(spec=spec, host=leader)
-            activity = "drill.kill_postgres"
+            if not self.vip_holder:
+                raise ApplicationError("no proxy holds the VIP", type="DrillRefused",
+                                       non_retryable=True)  # fmt: skip
+            units = "keepalived haproxy"
+            activity, step = stop, _on(spec, self.vip_holder, action="stop", units=units)
+            self.undo.append(_on(spec, self.vip_holder, action="start", units="haproxy keepalived"))
+        self._event("fault", f"{scenario.value} on {step.host}")
         return await self.tracker.run(
-            "fault", f"{scenario.value}", leader,
+            "fault", f"{scenario.value}", step.host,
             CONVERGE.execute(activity, step, StepResult, summary=scenario.value),
             lambda r: (StepState.changed, r.summary),
         )  # fmt: skip
 
+    def _etcd_follower(self, spec: ClusterSpec) -> str:
+        """An etcd member that is not etcd's leader (losing the leader is a different drill)."""
+        members = self.etcd.members if self.etcd else []
+        for h in spec.hosts_with(Role.etcd):
+            if not any(str(h.address) in m.endpoint and m.leader for m in members):
+                return h.name
+        return spec.hosts_with(Role.etcd)[-1].name
+
+    async def _reaction(
+        self, spec: ClusterSpec, scenario: Scenario, leader: str, fault: StepResult
+    ) -> None:
+        """Wait for what the cluster should do about the fault: a new leader, a restarted
+        postmaster, the VIP on the other proxy, or simply a leader still running."""
+        if scenario is Scenario.proxy_loss:
+            holder = await self.tracker.run(
+                "reaction", "the VIP moves", None,
+                WAIT.execute("drill.wait_vip", _step(spec, {"not": self.vip_holder}), str,
+                             summary="wait for the VIP to move"),
+                lambda h: (StepState.ok, f"{h} holds the VIP"),
+            )  # fmt: skip
+            self._event("vip moved", holder)
+            return
+        wait = {"not": leader if scenario in (Scenario.switchover, Scenario.stop_patroni) else ""}
+        if scenario is Scenario.kill_postgres:
+            wait |= {"killed_on": leader, "killed_pid": str(fault.facts.get("pid", ""))}
+        view = await self.tracker.run(
+            "reaction", "a running leader", None,
+            WAIT.execute("drill.wait_leader", _step(spec, wait), PatroniStatus,
+                         summary="wait for a leader"),
+            lambda v: (StepState.ok, f"{_leader(v)} leads"),
+        )  # fmt: skip
+        self._event("leader running", _leader(view))
+
     async def _heal(self, spec: ClusterSpec) -> tuple[bool, PatroniStatus | None, list[str]]:
-        """Wait for every member to stream again with no lag (Patroni restarts a killed
-        postmaster and rewinds a former primary itself)."""
+        """Undo the fault (start what was stopped), then wait for every member to stream
+        again with no lag (Patroni restarts a killed postmaster and rewinds a former
+        primary itself)."""
+        done: list[str] = []
+        for step in self.undo:
+            try:
+                r = await CONVERGE.execute("drill.systemctl", step, StepResult,
+                                           summary=f"heal {step.host}")  # fmt: skip
+                done.append(r.summary)
+            except ActivityError as err:
+                done.append(f"{step.host}: {failure_text(err)}")
         try:
             view = await self.tracker.run(
                 "heal", "every member streaming, no lag", None,
@@ -208,9 +263,9 @@ class Drill:
                              PatroniStatus, summary="wait until healed"),
                 lambda v: (StepState.ok, f"{_leader(v)} leads, all streaming"),
             )  # fmt: skip
-            return True, view, ["every member streams with no lag"]
+            return True, view, [*done, "every member streams with no lag"]
         except ActivityError as err:
-            return False, None, [failure_text(err)]
+            return False, None, [*done, failure_text(err)]
 
     # ------------------------------------------------------------------ report
 
@@ -229,7 +284,8 @@ class Drill:
         if not reason and not healed:
             reason = "the cluster did not heal: " + "; ".join(healing)
         new = _leader(after) if after else ""
-        if not reason and inp.scenario is Scenario.switchover and new == old:
+        moves = inp.scenario in (Scenario.switchover, Scenario.stop_patroni)
+        if not reason and moves and new == old:
             reason = f"the leader did not move from {old}"
         return DrillReport(
             cluster=inp.spec.cluster, scenario=inp.scenario,
@@ -241,6 +297,10 @@ class Drill:
             patroni={"ttl": p.ttl, "loop_wait": p.loop_wait, "retry_timeout": p.retry_timeout,
                      "synchronous_mode": p.synchronous_mode},
         )  # fmt: skip
+
+
+def _on(spec: ClusterSpec, host: str, **params: str) -> HostStep:
+    return HostStep(spec=spec, host=host, params=params)
 
 
 def _step(spec: ClusterSpec, params: dict[str, str]) -> HostStep:

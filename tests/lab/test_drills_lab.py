@@ -24,6 +24,7 @@ from pgha.render.postgres import connection_strings
 from pgha.spec import ClusterSpec
 from pgha.worker import build_worker
 from tests.lab.backup_helpers import Lab, sh
+from tests.lab.helpers import docker_exec
 
 pytestmark = pytest.mark.lab
 
@@ -86,15 +87,40 @@ async def leader() -> str:
     return next(n for n, m in (await patroni_members()).items() if m["Role"] == "Leader")
 
 
-async def drill(lab: Lab, scenario: Scenario) -> tuple[DrillReport, Writer]:
+class Observer:
+    """What a command printed on some hosts, every few tenths of a second, while the drill
+    ran: the fault seen from outside pgha."""
+
+    def __init__(self, hosts: list[str], command: str) -> None:
+        self.hosts, self.command = hosts, command
+        self.seen: dict[str, set[str]] = {h: set() for h in hosts}
+        self.stop = asyncio.Event()
+
+    async def go(self) -> None:
+        while not self.stop.is_set():
+            for h in self.hosts:
+                _, out = await docker_exec(h, "sh", "-c", self.command)
+                self.seen[h].add(out.strip())
+            await asyncio.sleep(0.2)
+
+
+async def drill(
+    lab: Lab, scenario: Scenario, observer: Observer | None = None
+) -> tuple[DrillReport, Writer]:
     writer = Writer(lab.spec)
-    task = asyncio.create_task(writer.go())
+    tasks = [asyncio.create_task(writer.go())]
+    if observer is not None:
+        tasks.append(asyncio.create_task(observer.go()))
     try:
         await asyncio.sleep(1)
-        result = await lab.run(DRILL, DrillInput(spec=lab.spec, scenario=scenario, settle_s=3))
+        result = await lab.run(
+            DRILL, DrillInput(spec=lab.spec, scenario=scenario, settle_s=3, hold_s=3)
+        )
     finally:
         writer.stop.set()
-        await task
+        if observer is not None:
+            observer.stop.set()
+        await asyncio.gather(*tasks)
     return DrillReport.model_validate(result), writer
 
 
@@ -124,3 +150,45 @@ async def test_kill_postgres_restarts_or_fails_over_and_loses_nothing(lab_cluste
     assert set(writer.acked) <= await writer.present()
     assert report.passed and report.healed and report.verdict is not None
     assert report.verdict.safe and report.verdict.write_gap_s > 0
+
+
+async def test_stop_patroni_fails_over_and_the_old_primary_rejoins(lab_cluster: Lab) -> None:
+    primary = await leader()
+    observer = Observer([primary], "systemctl is-active patroni")
+    report, writer = await drill(lab_cluster, Scenario.stop_patroni, observer)
+    assert "inactive" in observer.seen[primary]  # Patroni really stopped there
+    assert await leader() != primary
+    members = await patroni_members()
+    assert members[primary]["Role"] in ("Replica", "Sync Standby")
+    assert members[primary]["State"] in ("running", "streaming")
+    assert set(writer.acked) <= await writer.present()
+    assert report.passed and report.verdict is not None and report.verdict.safe
+
+
+async def test_etcd_member_loss_keeps_the_leader_and_the_writes(lab_cluster: Lab) -> None:
+    etcd = [h.name for h in lab_cluster.spec.hosts if "etcd" in h.roles]
+    primary = await leader()
+    observer = Observer(etcd, "systemctl is-active etcd")
+    report, writer = await drill(lab_cluster, Scenario.etcd_member_loss, observer)
+    assert sum("inactive" in seen for seen in observer.seen.values()) == 1
+    assert await leader() == primary
+    for h in etcd:
+        assert (await docker_exec(h, "systemctl", "is-active", "etcd"))[1] == "active"
+    assert set(writer.acked) <= await writer.present()
+    assert report.passed and report.verdict is not None and report.verdict.write_gap_s < 1
+
+
+async def test_proxy_loss_moves_the_vip_and_restarts_the_proxy(lab_cluster: Lab) -> None:
+    spec = lab_cluster.spec
+    assert spec.vip is not None
+    proxies = [h.name for h in spec.hosts if "haproxy" in h.roles]
+    vip = str(spec.vip.address.ip)
+    observer = Observer(proxies, f"ip -o -4 addr show | grep -c ' {vip}/' || true")
+    report, writer = await drill(lab_cluster, Scenario.proxy_loss, observer)
+    assert all("1" in seen for seen in observer.seen.values())  # each held it at some point
+    for p in proxies:
+        assert (await docker_exec(p, "systemctl", "is-active", "haproxy", "keepalived"))[1] == (
+            "active\nactive"
+        )
+    assert set(writer.acked) <= await writer.present()
+    assert report.passed and report.verdict is not None and report.verdict.safe
