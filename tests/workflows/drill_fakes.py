@@ -73,6 +73,14 @@ class FakeDrillCluster:
                 await asyncio.sleep(0.2)
             return StepResult(host=step.host, changed=True, summary="killed")
 
+        @activity.defn(name="drill.systemctl")
+        async def systemctl(step: HostStep) -> StepResult:
+            c.calls.append("fault" if step.params["action"] == "stop" else "undo")
+            if step.params["units"] == "patroni" and step.params["action"] == "stop":
+                c.leader = "db2"
+            what = f"{step.params['action']} {step.params['units']}"
+            return StepResult(host=step.host, changed=True, summary=what)
+
         @activity.defn(name="drill.probe")
         async def probe(inp: ProbeInput) -> ProbeLog:
             c.calls.append("probe")
@@ -105,4 +113,5 @@ class FakeDrillCluster:
             c.saved.append(report)
             return "report-1"
 
-        return [wait_healthy, wait_leader, switchover, kill_postgres, probe, etcd, proxy, save]
+        return [wait_healthy, wait_leader, switchover, kill_postgres, systemctl, probe, etcd,
+                proxy, save]  # fmt: skip
