@@ -22,6 +22,8 @@ class Scenario(StrEnum):
     etcd_member_loss = "etcd-member-loss"
     #: HAProxy and keepalived stopped on the VIP holder: the VIP must move.
     proxy_loss = "proxy-loss"
+    #: The primary's host powered off (out of band): failover after Patroni's ttl.
+    host_loss = "host-loss"
 
 
 class Outcome(StrEnum):

@@ -186,6 +186,24 @@ class BackupSettings(Model):
     verify: RestoreVerifySettings = RestoreVerifySettings()
 
 
+class PowerControl(StrEnum):
+    #: No out-of-band power control: host-loss drills are refused.
+    none = "none"
+    #: pgha's own lab (docker kill / docker start of the host's container).
+    lab = "lab"
+    #: ``drill.power_off`` / ``drill.power_on`` run on the worker (IPMI, a cloud CLI...).
+    command = "command"
+
+
+class DrillSettings(Model):
+    """Failover drills (see docs/drills.md)."""
+
+    power: PowerControl = PowerControl.none
+    #: Shell commands run on the worker; ``{host}`` and ``{address}`` are filled in.
+    power_off: str | None = None
+    power_on: str | None = None
+
+
 class PreflightSettings(Model):
     min_memory_mb: int = Field(1024, ge=0)
     #: GiB free on the filesystem of each data path (data directory, backup repository).
@@ -229,6 +247,7 @@ class ClusterSpec(Model):
     pgbouncer: PgbouncerSettings = PgbouncerSettings()
     watchdog: WatchdogMode = WatchdogMode.automatic
     backup: BackupSettings = BackupSettings()
+    drill: DrillSettings = DrillSettings()
     preflight: PreflightSettings = PreflightSettings()
     databases: list[DatabaseSpec] = []
     roles: list[RoleSpec] = []
@@ -390,6 +409,13 @@ def topology_problems(spec: ClusterSpec) -> list[str]:
         )
     if spec.backup.enabled:
         problems.extend(_verify_problems(spec))
+    if spec.drill.power is PowerControl.command and not (
+        spec.drill.power_off and spec.drill.power_on
+    ):
+        problems.append(
+            "drill.power: command needs both drill.power_off and drill.power_on (shell "
+            "commands with {host} and {address}), or set it to none"
+        )
     problems.extend(_port_problems(spec))
     if spec.patroni.loop_wait + 2 * spec.patroni.retry_timeout > spec.patroni.ttl:
         problems.append(

@@ -100,6 +100,7 @@ ACTIVITIES: list[Callable[..., Any]] = [
     drill.wait_healthy,
     drill.systemctl,
     drill.wait_vip,
+    drill.power,
     reports.save_drill,
 ]
 

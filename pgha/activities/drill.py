@@ -14,7 +14,7 @@ from pgha.activities.common import heartbeating, open_host
 from pgha.activities.converge import param, permanent
 from pgha.activities.status import http_get
 from pgha.checks.status import parse_patroni_cluster
-from pgha.spec import ClusterSpec, Role
+from pgha.spec import ClusterSpec, PowerControl, Role
 from pgha.status_models import PatroniStatus
 from pgha.steps import HostStep, StepResult
 
@@ -208,3 +208,38 @@ async def wait_vip(step: HostStep) -> str:
             await asyncio.sleep(POLL_S)
     raise permanent(f"the VIP did not move away from {avoid or '-'} within {within:g} s "
                     f"(held by: {', '.join(holders) or 'nobody'})", "VipStuck")  # fmt: skip
+
+
+@activity.defn(name="drill.power")
+async def power(step: HostStep) -> StepResult:
+    """Power ``step.host`` off or on (``params["action"]``) out of band, from the worker:
+    the lab's docker kill/start, or the spec's drill.power_off/power_on command.
+
+    :raises ApplicationError: NoPowerControl (non-retryable) when the spec has none.
+    """
+    action = param(step, "action")
+    spec = step.spec
+    control = spec.drill.power
+    if control is PowerControl.lab:
+        from pgha.lab.hosts import lab_power  # the lab needs docker: only here
+
+        async with heartbeating():
+            done = await lab_power(step.host, on=action == "on")
+        return StepResult(host=step.host, changed=done.changed, summary=f"power {action}")
+    template = spec.drill.power_on if action == "on" else spec.drill.power_off
+    if control is not PowerControl.command or not template:
+        raise permanent(
+            f"cluster {spec.cluster} has no power control (drill.power is {control.value}): "
+            "host-loss drills need drill.power lab or command",
+            "NoPowerControl",
+        )
+    command = template.format(host=step.host, address=spec.host(step.host).address)
+    async with heartbeating():
+        proc = await asyncio.create_subprocess_shell(
+            command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"power {action} of {step.host}: `{command}` exited "
+                           f"{proc.returncode}: {out.decode()[-500:]}")  # fmt: skip
+    return StepResult(host=step.host, changed=True, summary=f"power {action} ({command})")

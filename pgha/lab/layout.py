@@ -157,6 +157,8 @@ def spec_data(
         "patroni": {"ttl": 30, "loop_wait": 10, "retry_timeout": 10},
         "watchdog": "automatic",
         "backup": backup,
+        # Host-loss drills power lab hosts off and on through docker.
+        "drill": {"power": "lab"},
         "databases": [{"name": "app", "owner": "app"}],
         "roles": [{"name": "app", "password": {"secret": "lab-app"}}],
     }

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
     )
     from pgha.progress import Progress, StepState
-    from pgha.spec import ClusterSpec, Role
+    from pgha.spec import ClusterSpec, PowerControl, Role
     from pgha.status_models import EtcdStatus, PatroniStatus, ProxyStatus
     from pgha.steps import HostStep, StepResult
     from pgha.workflows.policy import CONVERGE, LOCAL_WRITE, STATUS_READ, ActivityPolicy
@@ -73,6 +73,12 @@ class Drill:
         self.tracker.tag_search_attributes()
         self.started = workflow.now()
         self.tracker.phase("guard rails")
+        if inp.scenario is Scenario.host_loss and spec.drill.power is PowerControl.none:
+            raise ApplicationError(
+                f"drill refused: host-loss needs a way to power hosts off and on, and cluster "
+                f"{spec.cluster} has none (set drill.power to lab or command in the spec)",
+                type="DrillRefused", non_retryable=True,
+            )  # fmt: skip
         before = await self._whole(spec)
         old_leader = _leader(before)
         self.tracker.phase("probe")
@@ -197,6 +203,9 @@ class Drill:
             victim = self._etcd_follower(spec)
             activity, step = stop, _on(spec, victim, action="stop", units="etcd")
             self.undo.append(_on(spec, victim, action="start", units="etcd"))
+        elif scenario is Scenario.host_loss:
+            activity, step = "drill.power", _on(spec, leader, action="off")
+            self.undo.append(_on(spec, leader, action="on"))
         else:
             if not self.vip_holder:
                 raise ApplicationError("no proxy holds the VIP", type="DrillRefused",
@@ -233,7 +242,10 @@ class Drill:
             )  # fmt: skip
             self._event("vip moved", holder)
             return
-        wait = {"not": leader if scenario in (Scenario.switchover, Scenario.stop_patroni) else ""}
+        moving = (Scenario.switchover, Scenario.stop_patroni, Scenario.host_loss)
+        wait = {"not": leader if scenario in moving else ""}
+        if scenario is Scenario.host_loss:  # the leader key must expire first
+            wait["within_s"] = str(spec.patroni.ttl * 3 + 30)
         if scenario is Scenario.kill_postgres:
             wait |= {"killed_on": leader, "killed_pid": str(fault.facts.get("pid", ""))}
         view = await self.tracker.run(
@@ -250,8 +262,9 @@ class Drill:
         primary itself)."""
         done: list[str] = []
         for step in self.undo:
+            activity = "drill.power" if step.params["action"] == "on" else "drill.systemctl"
             try:
-                r = await CONVERGE.execute("drill.systemctl", step, StepResult,
+                r = await CONVERGE.execute(activity, step, StepResult,
                                            summary=f"heal {step.host}")  # fmt: skip
                 done.append(r.summary)
             except ActivityError as err:
@@ -284,7 +297,7 @@ class Drill:
         if not reason and not healed:
             reason = "the cluster did not heal: " + "; ".join(healing)
         new = _leader(after) if after else ""
-        moves = inp.scenario in (Scenario.switchover, Scenario.stop_patroni)
+        moves = inp.scenario in (Scenario.switchover, Scenario.stop_patroni, Scenario.host_loss)
         if not reason and moves and new == old:
             reason = f"the leader did not move from {old}"
         return DrillReport(

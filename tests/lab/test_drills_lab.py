@@ -192,3 +192,40 @@ async def test_proxy_loss_moves_the_vip_and_restarts_the_proxy(lab_cluster: Lab)
         )
     assert set(writer.acked) <= await writer.present()
     assert report.passed and report.verdict is not None and report.verdict.safe
+
+
+async def container_states(
+    names: list[str], seen: dict[str, set[str]], stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        for n in names:
+            proc = await asyncio.create_subprocess_exec(
+                "docker", "inspect", "-f", "{{.State.Status}}", f"pgha-lab-{n}",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            out, _ = await proc.communicate()
+            seen.setdefault(n, set()).add(out.decode().strip())
+        await asyncio.sleep(0.5)
+
+
+async def test_host_loss_powers_the_primary_off_fails_over_and_brings_it_back(
+    lab_cluster: Lab,
+) -> None:
+    primary = await leader()
+    seen: dict[str, set[str]] = {}
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(container_states([primary], seen, stop))
+    try:
+        report, writer = await drill(lab_cluster, Scenario.host_loss)
+    finally:
+        stop.set()
+        await watcher
+    assert "exited" in seen[primary] and "running" in seen[primary]  # really off, then on
+    new = await leader()
+    assert new != primary and report.new_leader == new
+    members = await patroni_members(new)
+    assert members[primary]["State"] in ("running", "streaming")
+    assert set(writer.acked) <= await writer.present()
+    assert report.passed and report.verdict is not None and report.verdict.safe
+    # Without synchronous replication the write gap is bounded by the leader key's ttl.
+    assert report.verdict.write_gap_s < lab_cluster.spec.patroni.ttl * 2

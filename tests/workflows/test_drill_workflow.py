@@ -87,3 +87,10 @@ async def test_a_drill_cancelled_during_the_fault_still_heals_and_reports(run: R
     assert run.fake.calls[-1] == "wait_healthy"  # healing ran after the cancellation
     report = run.fake.saved[-1]
     assert report.healed and "cancelled" in report.reason
+
+
+async def test_host_loss_without_power_control_is_refused(run: Run) -> None:
+    assert run.spec.drill.power.value == "none"
+    failure = await run.failure(Scenario.host_loss)
+    assert failure.type == "DrillRefused" and "drill.power" in failure.message
+    assert run.fake.calls == []  # refused before even looking at the cluster
