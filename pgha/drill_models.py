@@ -24,6 +24,11 @@ class Scenario(StrEnum):
     proxy_loss = "proxy-loss"
     #: The primary's host powered off (out of band): failover after Patroni's ttl.
     host_loss = "host-loss"
+    #: The primary cut off from every other cluster host (nftables on it), not from pgha.
+    partition_primary = "partition-primary"
+    #: Every process of the postgres user on the primary (Patroni, PostgreSQL) stopped with
+    #: SIGSTOP past the ttl, then resumed: it must not act as a second leader.
+    freeze_primary = "freeze-primary"
 
 
 class Outcome(StrEnum):
@@ -130,6 +135,8 @@ class DrillReport(Model):
     #: The drill's verdict: the fault happened, the cluster healed, no write went wrong.
     passed: bool
     reason: str = ""
+    #: The probe's rows are pgha.drill_probe's with this run (database postgres).
+    probe_run: str = ""
     old_leader: str = ""
     new_leader: str = ""
     timeline_before: int | None = None

@@ -101,6 +101,8 @@ ACTIVITIES: list[Callable[..., Any]] = [
     drill.systemctl,
     drill.wait_vip,
     drill.power,
+    drill.partition,
+    drill.signal,
     reports.save_drill,
 ]
 

@@ -14,6 +14,7 @@ from pgha.activities.common import heartbeating, open_host
 from pgha.activities.converge import param, permanent
 from pgha.activities.status import http_get
 from pgha.checks.status import parse_patroni_cluster
+from pgha.hosts.ops.packages import ensure_packages
 from pgha.spec import ClusterSpec, PowerControl, Role
 from pgha.status_models import PatroniStatus
 from pgha.steps import HostStep, StepResult
@@ -56,16 +57,26 @@ async def kill_postgres(step: HostStep) -> StepResult:
                       facts={"pid": pid})  # fmt: skip
 
 
-async def _view(spec: ClusterSpec) -> PatroniStatus | None:
-    """Patroni's cluster view from the first member that answers."""
-    for h in spec.hosts_with(Role.postgres):
+async def _views(spec: ClusterSpec) -> list[PatroniStatus]:
+    """Patroni's cluster view from every member that answers. A member cut off from etcd
+    still answers, with a stale view: callers look for the view that shows progress."""
+
+    async def one(name: str, address: str) -> PatroniStatus | None:
         try:
-            async with open_host(spec.target(h.name)) as host:
-                url = f"http://{h.address}:{spec.patroni.restapi_port}/cluster"
-                return parse_patroni_cluster(await http_get(host, url), h.name)
-        except Exception:  # that member is down: ask the next
-            continue
-    return None
+            async with open_host(spec.target(name)) as host:
+                url = f"http://{address}:{spec.patroni.restapi_port}/cluster"
+                return parse_patroni_cluster(await http_get(host, url), name)
+        except Exception:  # that member is down or frozen
+            return None
+
+    found = await asyncio.gather(*(one(h.name, str(h.address))
+                                   for h in spec.hosts_with(Role.postgres)))  # fmt: skip
+    return [v for v in found if v is not None]
+
+
+async def _view(spec: ClusterSpec) -> PatroniStatus | None:
+    views = await _views(spec)
+    return views[0] if views else None
 
 
 async def _postmaster_pid(spec: ClusterSpec, host_name: str) -> str:
@@ -121,17 +132,19 @@ async def wait_leader(step: HostStep) -> PatroniStatus:
     last: PatroniStatus | None = None
     async with heartbeating():
         while time.monotonic() < deadline:
-            last = await _view(step.spec) or last
-            leader = leader_of(last) if last else None
-            # Patroni notices a killed postmaster only at its next loop: until then its
-            # view still shows the old leader running. Only a new postmaster (or another
-            # leader) means the cluster reacted.
-            reacted = not killed_on or (
-                leader not in (None, killed_on)
-                or await _postmaster_pid(step.spec, killed_on) not in ("", killed_pid)
-            )
-            if leader and leader != avoid and reacted:
-                return last  # type: ignore[return-value]
+            views = await _views(step.spec)
+            last = views[0] if views else last
+            for view in views:
+                leader = leader_of(view)
+                # Patroni notices a killed postmaster only at its next loop: until then
+                # its view still shows the old leader running. Only a new postmaster (or
+                # another leader) means the cluster reacted.
+                reacted = not killed_on or (
+                    leader not in (None, killed_on)
+                    or await _postmaster_pid(step.spec, killed_on) not in ("", killed_pid)
+                )
+                if leader and leader != avoid and reacted:
+                    return view
             await asyncio.sleep(POLL_S)
     members = ", ".join(f"{m.name} {m.role} {m.state}" for m in last.members) if last else "-"
     raise permanent(f"no running leader{' other than ' + avoid if avoid else ''} within "
@@ -243,3 +256,56 @@ async def power(step: HostStep) -> StepResult:
         raise RuntimeError(f"power {action} of {step.host}: `{command}` exited "
                            f"{proc.returncode}: {out.decode()[-500:]}")  # fmt: skip
     return StepResult(host=step.host, changed=True, summary=f"power {action} ({command})")
+
+
+PARTITION_TABLE = "pgha_drill"
+
+
+def partition_rules(peers: list[str]) -> str:
+    """An nftables table dropping all traffic to and from ``peers`` (the other cluster
+    hosts and the VIP); everything else (pgha's SSH) passes. Pure."""
+    addrs = ", ".join(peers)
+    return (
+        f"table inet {PARTITION_TABLE} {{\n"
+        "  chain input { type filter hook input priority -10; policy accept;\n"
+        f"    ip saddr {{ {addrs} }} drop\n  }}\n"
+        "  chain output { type filter hook output priority -10; policy accept;\n"
+        f"    ip daddr {{ {addrs} }} drop\n  }}\n"
+        "}\n"
+    )
+
+
+@activity.defn(name="drill.partition")
+async def partition(step: HostStep) -> StepResult:
+    """``params["action"]`` cut: isolate ``step.host`` from every other host of the spec
+    (and the VIP) with an nftables table of its own, installing nftables when missing;
+    heal: delete that table (idempotent)."""
+    action = param(step, "action")
+    spec = step.spec
+    async with heartbeating(), open_host(step.target) as host:
+        if action == "heal":
+            await host.run(f"nft delete table inet {PARTITION_TABLE} 2>/dev/null; true",
+                           label="nft heal", timeout=30)  # fmt: skip
+            return StepResult(host=step.host, changed=True, summary="partition removed")
+        await ensure_packages(host, {"nftables": None}, env_proxy=spec.packages.apt_proxy)
+        peers = [str(h.address) for h in spec.hosts if h.name != step.host]
+        if spec.vip is not None:
+            peers.append(str(spec.vip.address.ip))
+        await host.run(["nft", "-f", "-"], input=partition_rules(peers), label="nft cut",
+                       timeout=30)  # fmt: skip
+    return StepResult(host=step.host, changed=True,
+                      summary=f"{step.host} cut off from {len(peers)} addresses")  # fmt: skip
+
+
+@activity.defn(name="drill.signal")
+async def signal(step: HostStep) -> StepResult:
+    """SIGSTOP (``params["signal"]`` STOP) or SIGCONT (CONT) to every process of the
+    postgres user on ``step.host``: Patroni and PostgreSQL freeze or resume together."""
+    sig = param(step, "signal")
+    if sig not in ("STOP", "CONT"):
+        raise permanent(f"signal {sig!r} is not STOP or CONT", "InvalidStepInput")
+    async with heartbeating(), open_host(step.target) as host:
+        out = await host.run(f"pkill -{sig} -u postgres; pgrep -c -u postgres || true",
+                             label=f"pkill -{sig}", timeout=30)  # fmt: skip
+    return StepResult(host=step.host, changed=True,
+                      summary=f"SIG{sig} to {out.stdout.strip()} postgres processes")  # fmt: skip

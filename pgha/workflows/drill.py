@@ -122,6 +122,7 @@ class Drill:
         except ValueError as err:
             reason = reason or str(err)
         report = self._report(inp, old_leader, before, after, verdict, healed, healing, reason)
+        report = report.model_copy(update={"probe_run": run_id})
         await LOCAL_WRITE.execute("reports.save_drill", report, str, summary="save the report")
         if cancelled:
             raise asyncio.CancelledError(reason)
@@ -203,6 +204,12 @@ class Drill:
             victim = self._etcd_follower(spec)
             activity, step = stop, _on(spec, victim, action="stop", units="etcd")
             self.undo.append(_on(spec, victim, action="start", units="etcd"))
+        elif scenario is Scenario.partition_primary:
+            activity, step = "drill.partition", _on(spec, leader, action="cut")
+            self.undo.append(_on(spec, leader, action="heal"))
+        elif scenario is Scenario.freeze_primary:
+            activity, step = "drill.signal", _on(spec, leader, signal="STOP")
+            self.undo.append(_on(spec, leader, signal="CONT"))
         elif scenario is Scenario.host_loss:
             activity, step = "drill.power", _on(spec, leader, action="off")
             self.undo.append(_on(spec, leader, action="on"))
@@ -242,9 +249,8 @@ class Drill:
             )  # fmt: skip
             self._event("vip moved", holder)
             return
-        moving = (Scenario.switchover, Scenario.stop_patroni, Scenario.host_loss)
-        wait = {"not": leader if scenario in moving else ""}
-        if scenario is Scenario.host_loss:  # the leader key must expire first
+        wait = {"not": leader if scenario in MOVES_LEADER else ""}
+        if scenario in TTL_BOUND:  # the leader key must expire first
             wait["within_s"] = str(spec.patroni.ttl * 3 + 30)
         if scenario is Scenario.kill_postgres:
             wait |= {"killed_on": leader, "killed_pid": str(fault.facts.get("pid", ""))}
@@ -262,7 +268,7 @@ class Drill:
         primary itself)."""
         done: list[str] = []
         for step in self.undo:
-            activity = "drill.power" if step.params["action"] == "on" else "drill.systemctl"
+            activity = _undo_activity(step)
             try:
                 r = await CONVERGE.execute(activity, step, StepResult,
                                            summary=f"heal {step.host}")  # fmt: skip
@@ -297,7 +303,7 @@ class Drill:
         if not reason and not healed:
             reason = "the cluster did not heal: " + "; ".join(healing)
         new = _leader(after) if after else ""
-        moves = inp.scenario in (Scenario.switchover, Scenario.stop_patroni, Scenario.host_loss)
+        moves = inp.scenario in MOVES_LEADER
         if not reason and moves and new == old:
             reason = f"the leader did not move from {old}"
         return DrillReport(
@@ -310,6 +316,23 @@ class Drill:
             patroni={"ttl": p.ttl, "loop_wait": p.loop_wait, "retry_timeout": p.retry_timeout,
                      "synchronous_mode": p.synchronous_mode},
         )  # fmt: skip
+
+
+#: Scenarios after which another member must lead, and those bounded by the leader key's ttl.
+MOVES_LEADER = (Scenario.switchover, Scenario.stop_patroni, Scenario.host_loss,
+                Scenario.partition_primary, Scenario.freeze_primary)  # fmt: skip
+TTL_BOUND = (Scenario.host_loss, Scenario.partition_primary, Scenario.freeze_primary)
+
+
+def _undo_activity(step: HostStep) -> str:
+    """The activity that undoes a fault, from the step that was noted for it."""
+    if "signal" in step.params:
+        return "drill.signal"
+    if step.params.get("action") == "heal":
+        return "drill.partition"
+    if step.params.get("action") == "on":
+        return "drill.power"
+    return "drill.systemctl"
 
 
 def _on(spec: ClusterSpec, host: str, **params: str) -> HostStep:
