@@ -14,17 +14,19 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 import pytest_asyncio
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from pgha.activities.cluster_secrets import resolve_one
 from pgha.drill_models import DrillInput, DrillReport, Scenario
-from pgha.operations import DRILL, PROVISION
+from pgha.operations import DRILL, PROVISION, start_operation
 from pgha.provision_models import ProvisionInput
 from pgha.render.postgres import connection_strings
 from pgha.spec import ClusterSpec
 from pgha.worker import build_worker
 from tests.lab.backup_helpers import Lab, sh
-from tests.lab.helpers import docker_exec
+from tests.lab.helpers import docker_exec, eventually
 
 pytestmark = pytest.mark.lab
 
@@ -113,9 +115,13 @@ async def drill(
         tasks.append(asyncio.create_task(observer.go()))
     try:
         await asyncio.sleep(1)
-        result = await lab.run(
-            DRILL, DrillInput(spec=lab.spec, scenario=scenario, settle_s=3, hold_s=3)
-        )
+        inp = DrillInput(spec=lab.spec, scenario=scenario, settle_s=3, hold_s=3)
+        try:
+            result = await lab.run(DRILL, inp)
+        except WorkflowFailureError as err:  # a drill that found lost writes fails red
+            cause = err.cause
+            assert isinstance(cause, ApplicationError) and cause.type == "DrillFailed", err
+            result = cause.details[0]
     finally:
         writer.stop.set()
         if observer is not None:
@@ -273,3 +279,27 @@ async def test_frozen_primary_is_replaced_and_the_writes_judged(lab_cluster: Lab
     assert report.passed == v.safe
     if not report.passed:
         assert f"{len(v.lost)} lost" in report.reason
+
+
+async def test_a_drill_cancelled_in_the_middle_of_its_fault_heals_the_cluster(
+    lab_cluster: Lab,
+) -> None:
+    primary = await leader()
+    inp = DrillInput(spec=lab_cluster.spec, scenario=Scenario.stop_patroni, settle_s=2,
+                     hold_s=300)  # fmt: skip
+    handle = await start_operation(lab_cluster.env.client, DRILL, lab_cluster.spec.cluster, inp,
+                                   task_queue=lab_cluster.task_queue)  # fmt: skip
+
+    async def patroni_stopped() -> bool:
+        return (await docker_exec(primary, "systemctl", "is-active", "patroni"))[1] == "inactive"
+
+    await eventually(patroni_stopped, within=60)
+    await asyncio.sleep(5)  # well inside the fault's hold
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    assert (await docker_exec(primary, "systemctl", "is-active", "patroni"))[1] == "active"
+    members = await patroni_members()
+    assert all(m["State"] in ("running", "streaming") for m in members.values()), members
+    assert len(members) == 3
