@@ -9,8 +9,9 @@ machines, give them one shared state directory or accept that each keeps its own
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio import activity
 
 from pgha.activities.converge import permanent
@@ -21,6 +22,22 @@ from pgha.report_text import backup_headline, backup_summary, verify_headline, v
 from pgha.reports import ReportError, ReportKind, latest_report, save_report
 
 
+async def _save(
+    kind: ReportKind, cluster: str, workflow_id: str, report: BaseModel, summary: str,
+    headline: str, passed: bool | None, finished: datetime,
+) -> str:  # fmt: skip
+    """Save in a thread (file I/O); idempotent for one run and finish time. Store errors
+    are permanent: a retry would fail the same way."""
+    try:
+        stored = await asyncio.to_thread(
+            save_report, kind, cluster, workflow_id, report, summary, headline=headline,
+            passed=passed, run_id=activity.info().workflow_run_id or "", created_at=finished,
+        )  # fmt: skip
+    except ReportError as err:
+        raise permanent(str(err), type(err).__name__) from None
+    return stored.id
+
+
 @activity.defn(name="reports.save_verification")
 async def save_verification(report: VerifyReport) -> str:
     """Store a restore verification with its human summary. Idempotent: a retry rewrites
@@ -28,23 +45,10 @@ async def save_verification(report: VerifyReport) -> str:
 
     :returns: the report id, for `pgha report ID`.
     """
-    info = activity.info()
-    try:
-        stored = await asyncio.to_thread(
-            save_report,
-            ReportKind.verify_restore,
-            report.cluster,
-            report.workflow_id,
-            report,
-            verify_summary(report),
-            headline=verify_headline(report),
-            passed=report.passed,
-            run_id=info.workflow_run_id or "",
-            created_at=report.finished_at,
-        )
-    except ReportError as err:
-        raise permanent(str(err), type(err).__name__) from None
-    return stored.id
+    return await _save(
+        ReportKind.verify_restore, report.cluster, report.workflow_id, report,
+        verify_summary(report), verify_headline(report), report.passed, report.finished_at,
+    )  # fmt: skip
 
 
 @activity.defn(name="reports.save_backup")
@@ -54,22 +58,10 @@ async def save_backup(result: BackupResult) -> str:
 
     :returns: the report id.
     """
-    info = activity.info()
-    try:
-        stored = await asyncio.to_thread(
-            save_report,
-            ReportKind.backup,
-            result.cluster,
-            info.workflow_id or "",
-            result,
-            backup_summary(result),
-            headline=backup_headline(result),
-            run_id=info.workflow_run_id or "",
-            created_at=result.backup.stopped,
-        )
-    except ReportError as err:
-        raise permanent(str(err), type(err).__name__) from None
-    return stored.id
+    return await _save(
+        ReportKind.backup, result.cluster, activity.info().workflow_id or "", result,
+        backup_summary(result), backup_headline(result), None, result.backup.stopped,
+    )  # fmt: skip
 
 
 @activity.defn(name="reports.latest_verification")
@@ -101,20 +93,7 @@ async def save_drill(report: DrillReport) -> str:
 
     :returns: the report id.
     """
-    info = activity.info()
-    try:
-        stored = await asyncio.to_thread(
-            save_report,
-            ReportKind.drill,
-            report.cluster,
-            report.workflow_id,
-            report,
-            drill_summary(report),
-            headline=drill_headline(report),
-            passed=report.passed,
-            run_id=info.workflow_run_id or "",
-            created_at=report.finished_at,
-        )
-    except ReportError as err:
-        raise permanent(str(err), type(err).__name__) from None
-    return stored.id
+    return await _save(
+        ReportKind.drill, report.cluster, report.workflow_id, report, drill_summary(report),
+        drill_headline(report), report.passed, report.finished_at,
+    )  # fmt: skip
