@@ -21,6 +21,7 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
 )
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.service import RPCError
@@ -34,7 +35,7 @@ from pgha.backup_models import (
 )
 from pgha.checks.preflight import PreflightInput, PreflightResult
 from pgha.cli_support import State, console, err_console, print_error, run_async
-from pgha.drill_models import DrillInput, DrillReport, Scenario
+from pgha.drill_models import Approval, DrillInput, DrillReport, Scenario
 from pgha.drill_text import drill_summary
 from pgha.errors import OperationFailed, PghaError, SpecError, TemporalUnavailable
 from pgha.lab.cli import lab_app
@@ -382,6 +383,33 @@ def run_drill(
         spec = load_spec(cluster)
         inp = DrillInput(spec=spec, scenario=scenario, rate=rate)
         await _operate(DRILL.name, spec.cluster, inp, detach)
+
+    run_async(go)
+
+
+@app.command()
+def approve(
+    cluster: ClusterOpt,
+    reject: Annotated[bool, typer.Option("--reject", help="Refuse the drill instead.")] = False,
+    note: Annotated[str, typer.Option(help="Why, for the report.")] = "",
+) -> None:
+    """Approve (or --reject) the drill waiting before its fault on the cluster."""
+    settings = temporal_settings()
+
+    async def go() -> None:
+        name = load_spec(cluster).cluster
+        client = await connect(settings)
+        handle = client.get_workflow_handle(lock_id(name))
+        who = os.environ.get("SUDO_USER") or os.environ.get("USER") or ""
+        try:
+            said = await handle.execute_update(
+                "approve", Approval(approve=not reject, by=who, note=note), result_type=str
+            )
+        except (RPCError, WorkflowUpdateFailedError) as err:
+            raise OperationFailed(
+                f"cluster {name}: no drill is waiting for an approval ({err})"
+            ) from None
+        console.print(f"{lock_id(name)}: {said}")
 
     run_async(go)
 

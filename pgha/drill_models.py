@@ -118,6 +118,14 @@ class DrillInput(Model):
     hold_s: float = Field(10.0, ge=0, le=600)
 
 
+class Approval(Model):
+    """An operator's decision on a drill waiting before its fault (`pgha approve`)."""
+
+    approve: bool
+    by: str = ""
+    note: str = ""
+
+
 class ClusterEvent(Model):
     """A moment of the drill on the workflow's clock, in seconds since the probe started."""
 

@@ -202,6 +202,10 @@ class DrillSettings(Model):
     #: Shell commands run on the worker; ``{host}`` and ``{address}`` are filled in.
     power_off: str | None = None
     power_on: str | None = None
+    #: A drill waits, before its fault, for `pgha approve` (the lab's spec turns it off).
+    require_approval: bool = True
+    #: How long it waits for the decision before giving up (nothing is done then).
+    approval_timeout_s: float = Field(3600.0, gt=0)
 
 
 class PreflightSettings(Model):

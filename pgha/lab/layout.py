@@ -158,7 +158,7 @@ def spec_data(
         "watchdog": "automatic",
         "backup": backup,
         # Host-loss drills power lab hosts off and on through docker.
-        "drill": {"power": "lab"},
+        "drill": {"power": "lab", "require_approval": False},
         "databases": [{"name": "app", "owner": "app"}],
         "roles": [{"name": "app", "password": {"secret": "lab-app"}}],
     }

@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from pgha.checks.probe_verdict import judge
     from pgha.drill_models import (
+        Approval,
         ClusterEvent,
         DrillInput,
         DrillReport,
@@ -57,6 +58,8 @@ class Drill:
         self.etcd: EtcdStatus | None = None
         self.vip_holder = ""
         self.undo: list[HostStep] = []
+        self.waiting_approval = False
+        self.approval: Approval | None = None
 
     @workflow.query(name="progress")
     def progress(self) -> Progress:
@@ -65,6 +68,16 @@ class Drill:
     @workflow.query(name="probe_done")
     def probe_done(self) -> bool:
         return self.done
+
+    @workflow.update(name="approve")
+    def approve(self, decision: Approval) -> str:
+        self.approval = decision
+        return "approved: the fault follows" if decision.approve else "rejected: nothing is done"
+
+    @approve.validator
+    def _only_while_waiting(self, decision: Approval) -> None:
+        if not self.waiting_approval or self.approval is not None:
+            raise ValueError("this drill is not waiting for an approval")
 
     @workflow.run
     async def run(self, inp: DrillInput) -> DrillReport:
@@ -81,6 +94,9 @@ class Drill:
             )  # fmt: skip
         before = await self._whole(spec)
         old_leader = _leader(before)
+        # Drills started before approvals existed replay without the step.
+        if spec.drill.require_approval and workflow.patched("drill-approval"):
+            await self._approval(spec, inp.scenario, old_leader)
         self.tracker.phase("probe")
         run_id = f"{spec.cluster}-{inp.scenario.value}-{str(workflow.uuid4())[:8]}"
         probe = workflow.start_activity(
@@ -185,6 +201,34 @@ class Drill:
             )  # fmt: skip
         self.tracker.finish("guard", StepState.ok, f"{_leader(view)} leads, all streaming")
         return view
+
+    async def _approval(self, spec: ClusterSpec, scenario: Scenario, leader: str) -> None:
+        """Wait for `pgha approve` before anything is done to the cluster.
+
+        :raises ApplicationError: DrillRefused when rejected or not decided in time.
+        """
+        self.tracker.phase("approval")
+        self.tracker.add("approval", f"approval of {scenario.value} on {leader}", None)
+        self.tracker.start("approval", f"waiting: `pgha approve --cluster {spec.cluster}`")
+        self.waiting_approval = True
+        try:
+            await workflow.wait_condition(
+                lambda: self.approval is not None,
+                timeout=timedelta(seconds=spec.drill.approval_timeout_s),
+            )
+        except TimeoutError:
+            pass
+        self.waiting_approval = False
+        decision = self.approval
+        if decision is None or not decision.approve:
+            why = ("rejected" + (f" by {decision.by}" if decision.by else "")
+                   + (f": {decision.note}" if decision.note else "")) if decision else (
+                f"not approved within {spec.drill.approval_timeout_s:g} s")  # fmt: skip
+            self.tracker.finish("approval", StepState.failed, why)
+            raise ApplicationError(f"drill refused: {why}; nothing was done", type="DrillRefused",
+                                   non_retryable=True)  # fmt: skip
+        self.tracker.finish("approval", StepState.ok, f"approved by {decision.by or '?'}")
+        self._event("approved", decision.by)
 
     async def _inject(
         self, spec: ClusterSpec, scenario: Scenario, leader: str, view: PatroniStatus

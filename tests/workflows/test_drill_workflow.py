@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
 
-from pgha.drill_models import DrillInput, DrillReport, Scenario
+from pgha import cli
+from pgha.drill_models import Approval, DrillInput, DrillReport, Scenario
 from pgha.operations import DRILL, start_operation
-from pgha.spec import ClusterSpec
+from pgha.progress import Progress
+from pgha.spec import ClusterSpec, spec_to_yaml
 from pgha.worker import build_worker
 from pgha.workflows.drill import Drill
 from tests.workflows.drill_fakes import FakeDrillCluster
@@ -40,8 +44,14 @@ class Run:
         return cause
 
 
+def without_approval(spec: ClusterSpec) -> ClusterSpec:
+    drill = spec.drill.model_copy(update={"require_approval": False})
+    return spec.model_copy(update={"drill": drill})
+
+
 @pytest_asyncio.fixture
 async def run(env: WorkflowEnvironment, spec: ClusterSpec) -> AsyncIterator[Run]:
+    spec = without_approval(spec)
     fake = FakeDrillCluster()
     task_queue = f"drill-{uuid.uuid4()}"
     async with build_worker(env.client, task_queue, workflows=[Drill],
@@ -94,3 +104,63 @@ async def test_host_loss_without_power_control_is_refused(run: Run) -> None:
     failure = await run.failure(Scenario.host_loss)
     assert failure.type == "DrillRefused" and "drill.power" in failure.message
     assert run.fake.calls == []  # refused before even looking at the cluster
+
+
+@pytest_asyncio.fixture
+async def gated(env: WorkflowEnvironment, spec: ClusterSpec) -> AsyncIterator[Run]:
+    """A cluster whose drills wait for `pgha approve` (the default outside the lab)."""
+    assert spec.drill.require_approval
+    fake = FakeDrillCluster()
+    task_queue = f"drill-{uuid.uuid4()}"
+    async with build_worker(env.client, task_queue, workflows=[Drill],
+                            activities=fake.activities()):  # fmt: skip
+        yield Run(env, spec, fake, task_queue)
+
+
+async def waiting_for_approval(handle: object) -> None:
+    for _ in range(100):
+        p = await handle.query("progress", result_type=Progress)  # type: ignore[attr-defined]
+        if p.phase == "approval":
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail("the drill never waited for an approval")
+
+
+async def test_an_approved_drill_runs_its_fault(gated: Run) -> None:
+    handle = await gated.start(Scenario.switchover)
+    await waiting_for_approval(handle)
+    assert "fault" not in gated.fake.calls and "probe" not in gated.fake.calls
+    said = await handle.execute_update("approve", Approval(approve=True, by="dba"), result_type=str)
+    assert said.startswith("approved")
+    report = DrillReport.model_validate(await handle.result())
+    assert report.passed and report.events[0].name == "approved"
+
+
+async def test_a_rejected_drill_does_nothing(gated: Run) -> None:
+    handle = await gated.start(Scenario.kill_postgres)
+    await waiting_for_approval(handle)
+    await handle.execute_update("approve", Approval(approve=False, by="dba", note="not today"))
+    with pytest.raises(WorkflowFailureError) as err:
+        await handle.result()
+    cause = err.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "DrillRefused"
+    assert "rejected by dba: not today" in cause.message
+    assert "fault" not in gated.fake.calls and "probe" not in gated.fake.calls
+
+
+async def test_pgha_approve_releases_a_waiting_drill(
+    gated: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec_file = tmp_path / f"{gated.spec.cluster}.yaml"
+    spec_file.write_text(spec_to_yaml(gated.spec))
+    monkeypatch.setenv("PGHA_TEMPORAL_ADDRESS", gated.env.client.service_client.config.target_host)
+    runner = CliRunner()
+    # Nothing waits yet: a clear refusal, not a traceback.
+    nothing = await asyncio.to_thread(runner.invoke, cli.app, ["approve", "-c", str(spec_file)])
+    assert nothing.exit_code == 1 and "no drill is waiting for an approval" in nothing.output
+    handle = await gated.start(Scenario.switchover)
+    await waiting_for_approval(handle)
+    done = await asyncio.to_thread(runner.invoke, cli.app, ["approve", "-c", str(spec_file)])
+    assert done.exit_code == 0, done.output
+    assert "approved: the fault follows" in done.output
+    assert DrillReport.model_validate(await handle.result()).passed

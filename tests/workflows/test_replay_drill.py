@@ -39,6 +39,8 @@ async def test_write_histories(env: WorkflowEnvironment) -> None:
         fake = FakeDrillCluster()
         fake.fault_hangs = name == "drill_cancelled"
         spec = reference_spec(f"replay-{uuid.uuid4().hex[:6]}")
+        drill = spec.drill.model_copy(update={"require_approval": False})
+        spec = spec.model_copy(update={"drill": drill})
         task_queue = f"replay-{uuid.uuid4()}"
         async with build_worker(env.client, task_queue, workflows=[Drill],
                                 activities=fake.activities()):  # fmt: skip
