@@ -115,6 +115,18 @@ def healthy(view: PatroniStatus, members: int, max_lag: int) -> list[str]:
     return problems
 
 
+def agreed_health(views: list[PatroniStatus], members: int, max_lag: int) -> list[str]:
+    """:func:`healthy` for every member's view, and all of them naming the same leader: a
+    member that was cut off serves its last view of the cluster until it reads etcd again,
+    and that stale view can look whole. Pure."""
+    if len(views) < members:
+        return [f"{len(views)} of {members} members answer"]
+    leaders = sorted({leader_of(v) or "none" for v in views})
+    if len(leaders) > 1:
+        return [f"members disagree on the leader ({', '.join(leaders)})"]
+    return sorted({p for v in views for p in healthy(v, members, max_lag)})
+
+
 @activity.defn(name="drill.wait_leader")
 async def wait_leader(step: HostStep) -> PatroniStatus:
     """Wait until Patroni shows a running leader other than ``params["not"]`` (empty: any),
@@ -165,11 +177,10 @@ async def wait_healthy(step: HostStep) -> PatroniStatus:
     problems = ["no member answered"]
     async with heartbeating():
         while time.monotonic() < deadline:
-            view = await _view(step.spec)
-            if view is not None:
-                problems = healthy(view, members, max_lag)
-                if not problems:
-                    return view
+            views = await _views(step.spec)
+            problems = agreed_health(views, members, max_lag)
+            if not problems:
+                return views[0]
             await asyncio.sleep(POLL_S)
     raise permanent(
         f"the cluster is not whole after {within:g} s: {'; '.join(problems)}", "NotHealed"

@@ -53,3 +53,22 @@ def test_a_failure_never_followed_by_a_success_counts_to_the_end() -> None:
 def test_no_readback_no_verdict() -> None:
     with pytest.raises(ValueError, match="could not be read back"):
         judge(ProbeLog(run="r", started_at=T0, readback_error="no primary"))
+
+
+def test_a_stale_view_that_looks_whole_is_not_taken_for_healed() -> None:
+    from pgha.activities.drill import agreed_health
+    from pgha.status_models import Member, PatroniStatus
+
+    def view(leader: str) -> PatroniStatus:
+        return PatroniStatus(source="x", members=[
+            Member(name=h, host=h, role="leader" if h == leader else "replica",
+                   state="running", lag_bytes=None if h == leader else 0)
+            for h in ("db1", "db2", "db3")
+        ])  # fmt: skip
+
+    assert agreed_health([view("db2")] * 3, 3, 0) == []
+    # db1 was cut off and still serves its view from before: it disagrees.
+    assert agreed_health([view("db1"), view("db2"), view("db2")], 3, 0) == [
+        "members disagree on the leader (db1, db2)"
+    ]
+    assert agreed_health([view("db2")] * 2, 3, 0) == ["2 of 3 members answer"]
