@@ -11,24 +11,19 @@ import asyncio
 import os
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
 
 from pgha.backup_models import BackupInput, BackupType, CheckOutcome, VerifyRestoreInput
 from pgha.operations import BACKUP, VERIFY_RESTORE, Operation, start_operation
-from pgha.worker import WORKFLOWS, build_worker
+from pgha.worker import build_worker
 from pgha.workflows.backup import Backup
 from pgha.workflows.verify_restore import VerifyRestore
 from tests.specs import reference_spec
 from tests.workflows.backup_fakes import FakeCluster
-
-HISTORIES = Path(__file__).parent / "histories"
+from tests.workflows.replay_support import HISTORIES, replay_shipped
 
 
 def _failing_amcheck(fake: FakeCluster) -> None:
@@ -74,7 +69,4 @@ async def test_write_histories(env: WorkflowEnvironment) -> None:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 async def test_shipped_history_replays_without_nondeterminism(name: str) -> None:
-    path = HISTORIES / f"{name}.json"
-    history = WorkflowHistory.from_json(f"pgha-op:{name}", path.read_text())
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
-    await replayer.replay_workflow(history)
+    await replay_shipped(name, f"pgha-op:{name}")

@@ -10,22 +10,18 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
 
 from pgha.drill_models import DrillInput, Scenario
 from pgha.operations import DRILL, start_operation
-from pgha.worker import WORKFLOWS, build_worker
+from pgha.worker import build_worker
 from pgha.workflows.drill import Drill
 from tests.specs import reference_spec
 from tests.workflows.drill_fakes import FakeDrillCluster
+from tests.workflows.replay_support import HISTORIES, replay_shipped
 
-HISTORIES = Path(__file__).parent / "histories"
 CASES = {
     "drill_switchover": Scenario.switchover,
     "drill_stop_patroni": Scenario.stop_patroni,
@@ -61,7 +57,4 @@ async def test_write_histories(env: WorkflowEnvironment) -> None:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 async def test_shipped_history_replays_without_nondeterminism(name: str) -> None:
-    path = HISTORIES / f"{name}.json"
-    history = WorkflowHistory.from_json(f"pgha-op:{name}", path.read_text())
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
-    await replayer.replay_workflow(history)
+    await replay_shipped(name, f"pgha-op:{name}")
