@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, Field
 
 from pgha.models import Model
 from pgha.spec import ClusterSpec
+from pgha.status_models import PatroniStatus
 
 
 class Scenario(StrEnum):
@@ -127,11 +128,65 @@ class Approval(Model):
 
 
 class ClusterEvent(Model):
-    """A moment of the drill on the workflow's clock, in seconds since the probe started."""
+    """A moment of the drill on the workflow's clock: ``at`` in seconds since the workflow
+    started, ``when`` the moment itself (to place it on the probe's clock)."""
 
     name: str
     at: float
     detail: str = ""
+    when: AwareDatetime | None = None
+
+
+class SeriesBucket(Model):
+    """What the probe saw in one slice of time (``at``: seconds since the probe started)."""
+
+    at: float
+    writes_ok: int = 0
+    writes_failed: int = 0
+    writes_unknown: int = 0
+    reads_ok: int = 0
+    reads_failed: int = 0
+
+
+class ProbeSeries(Model):
+    """The probe's outcomes over time, in buckets of ``bucket_s`` seconds: small enough to
+    keep in every report, enough to draw the drill's timeline."""
+
+    started_at: AwareDatetime
+    bucket_s: float
+    buckets: list[SeriesBucket] = []
+
+
+class FailoverSeen(Model):
+    """What watching Patroni during a fault saw: the view with the leader it waited for,
+    when no view showed the old leader running any more (the cluster noticed), and when
+    the awaited leader first ran."""
+
+    view: PatroniStatus
+    detected_at: AwareDatetime | None = None
+    leader_at: AwareDatetime | None = None
+
+
+class HistorySwitch(Model):
+    """The newest entry of Patroni's timeline history (``GET /history``)."""
+
+    timeline: int
+    reason: str = ""
+    at: AwareDatetime | None = None
+    new_leader: str = ""
+
+
+class PatroniTimes(Model):
+    """Patroni's side of a failover, in seconds after the fault was injected: when its
+    view first showed the old leader gone (detection), when a new leader ran (promotion),
+    and the timeline switch as Patroni's history records it."""
+
+    fault_at: AwareDatetime
+    detected_s: float | None = None
+    promoted_s: float | None = None
+    #: The history entry of the switch: its timestamp relative to the fault, and reason.
+    history_switch_s: float | None = None
+    history_reason: str = ""
 
 
 class DrillReport(Model):
@@ -155,3 +210,8 @@ class DrillReport(Model):
     healing: list[str] = []
     #: Patroni's settings the figures depend on (ttl, loop_wait, retry_timeout, sync mode).
     patroni: dict[str, object] = {}
+    #: The probe's outcomes over time (the timeline picture is drawn from it).
+    series: ProbeSeries | None = None
+    patroni_times: PatroniTimes | None = None
+    #: Members healing had to reinitialise from the leader (their data had diverged).
+    reinitialised: list[str] = []

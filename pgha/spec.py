@@ -206,6 +206,13 @@ class DrillSettings(Model):
     require_approval: bool = True
     #: How long it waits for the decision before giving up (nothing is done then).
     approval_timeout_s: float = Field(3600.0, gt=0)
+    #: Healing may reinitialise (`patronictl reinit`) a member that did not rejoin by
+    #: itself within heal_timeout_s, from the leader every member agrees on: its data
+    #: diverged, and writes only it held are gone (the drill's verdict counts them lost).
+    reinit_diverged: bool = True
+    #: How long healing waits for every member to stream with no lag, before (and after)
+    #: reinitialising.
+    heal_timeout_s: float = Field(240.0, gt=0)
 
 
 class PreflightSettings(Model):

@@ -6,7 +6,9 @@ switchover, a SIGKILL of the primary's postmaster.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from datetime import UTC, datetime
 
 from temporalio import activity
 
@@ -14,6 +16,7 @@ from pgha.activities.common import heartbeating, open_host
 from pgha.activities.converge import param, permanent
 from pgha.activities.status import http_get
 from pgha.checks.status import parse_patroni_cluster
+from pgha.drill_models import FailoverSeen, HistorySwitch
 from pgha.hosts.ops.packages import ensure_packages
 from pgha.spec import ClusterSpec, PowerControl, Role
 from pgha.status_models import PatroniStatus
@@ -127,25 +130,24 @@ def agreed_health(views: list[PatroniStatus], members: int, max_lag: int) -> lis
     return sorted({p for v in views for p in healthy(v, members, max_lag)})
 
 
-@activity.defn(name="drill.wait_leader")
-async def wait_leader(step: HostStep) -> PatroniStatus:
-    """Wait until Patroni shows a running leader other than ``params["not"]`` (empty: any),
-    polling every half second; ``params["within_s"]`` bounds it. With
-    ``params["killed_on"]`` and ``["killed_pid"]``: also until that host runs a new
-    postmaster or another member leads.
-
-    :raises ApplicationError: NoLeader (non-retryable) with the last view when it is not
-        there in time.
-    """
+async def _await_leader(step: HostStep) -> FailoverSeen:
+    """Poll every member's view until a running leader other than ``params["not"]``
+    shows (see :func:`wait_leader`), noting when the old leader first stopped showing as
+    running in every view (Patroni noticed) and when the awaited leader first ran."""
     avoid = step.params.get("not", "")
     within = float(step.params.get("within_s", "120"))
     killed_on, killed_pid = step.params.get("killed_on", ""), step.params.get("killed_pid", "")
+    old = avoid or killed_on
     deadline = time.monotonic() + within
     last: PatroniStatus | None = None
+    detected: datetime | None = None
     async with heartbeating():
         while time.monotonic() < deadline:
             views = await _views(step.spec)
             last = views[0] if views else last
+            if old and views and detected is None:
+                if all(leader_of(v) != old for v in views):
+                    detected = datetime.now(UTC)
             for view in views:
                 leader = leader_of(view)
                 # Patroni notices a killed postmaster only at its next loop: until then
@@ -156,11 +158,65 @@ async def wait_leader(step: HostStep) -> PatroniStatus:
                     or await _postmaster_pid(step.spec, killed_on) not in ("", killed_pid)
                 )
                 if leader and leader != avoid and reacted:
-                    return view
+                    now = datetime.now(UTC)
+                    return FailoverSeen(view=view, detected_at=detected or now, leader_at=now)
             await asyncio.sleep(POLL_S)
     members = ", ".join(f"{m.name} {m.role} {m.state}" for m in last.members) if last else "-"
     raise permanent(f"no running leader{' other than ' + avoid if avoid else ''} within "
                     f"{within:g} s; Patroni's last view: {members}", "NoLeader")  # fmt: skip
+
+
+@activity.defn(name="drill.wait_leader")
+async def wait_leader(step: HostStep) -> PatroniStatus:
+    """Wait until Patroni shows a running leader other than ``params["not"]`` (empty: any),
+    polling every half second; ``params["within_s"]`` bounds it. With
+    ``params["killed_on"]`` and ``["killed_pid"]``: also until that host runs a new
+    postmaster or another member leads.
+
+    :raises ApplicationError: NoLeader (non-retryable) with the last view when it is not
+        there in time.
+    """
+    return (await _await_leader(step)).view
+
+
+@activity.defn(name="drill.watch_failover")
+async def watch_failover(step: HostStep) -> FailoverSeen:
+    """:func:`wait_leader`, also saying when Patroni's views stopped showing the old
+    leader (``params["not"]`` or ``["killed_on"]``) as running and when the new one ran.
+
+    :raises ApplicationError: NoLeader (non-retryable), as wait_leader.
+    """
+    return await _await_leader(step)
+
+
+def parse_history(text: str) -> HistorySwitch | None:
+    """The newest entry of Patroni's ``GET /history``: ``[[timeline, lsn, reason,
+    timestamp, new_leader], ...]`` (timestamp and new_leader are missing in old entries).
+    None for an empty history (a cluster that never switched). Pure."""
+    entries = [e for e in json.loads(text or "[]") if isinstance(e, list) and len(e) >= 3]
+    if not entries:
+        return None
+    last = entries[-1]
+    at: datetime | None = None
+    if len(last) > 3 and isinstance(last[3], str):
+        try:
+            at = datetime.fromisoformat(last[3])
+        except ValueError:
+            at = None
+        at = at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
+    # Patroni records the timeline that ended; the switch made the next one.
+    return HistorySwitch(timeline=int(last[0]) + 1, reason=str(last[2]), at=at,
+                         new_leader=str(last[4]) if len(last) > 4 else "")  # fmt: skip
+
+
+@activity.defn(name="drill.patroni_history")
+async def patroni_history(step: HostStep) -> HistorySwitch:
+    """The newest timeline switch in Patroni's history, read from ``step.host`` (timeline
+    0 when the cluster never switched)."""
+    spec = step.spec
+    url = f"http://{spec.host(step.host).address}:{spec.patroni.restapi_port}/history"
+    async with heartbeating(), open_host(step.target) as host:
+        return parse_history(await http_get(host, url)) or HistorySwitch(timeline=0)
 
 
 @activity.defn(name="drill.wait_healthy")
@@ -320,3 +376,49 @@ async def signal(step: HostStep) -> StepResult:
                              label=f"pkill -{sig}", timeout=30)  # fmt: skip
     return StepResult(host=step.host, changed=True,
                       summary=f"SIG{sig} to {out.stdout.strip()} postgres processes")  # fmt: skip
+
+
+def diverged(view: PatroniStatus, leader: str) -> list[str]:
+    """Members of the leader's view that do not follow it: not running or streaming, or
+    a replica with no lag figure (not replicating at all). Pure."""
+    return [m.name for m in view.members
+            if m.name != leader and (m.state not in ("running", "streaming")
+                                     or m.lag_bytes is None)]  # fmt: skip
+
+
+@activity.defn(name="drill.reinit_diverged")
+async def reinit_diverged(step: HostStep) -> StepResult:
+    """Reinitialise, from the leader, every member that did not come back by itself
+    (``patronictl reinit --force`` on that member: its data directory is replaced by a
+    fresh copy of the leader's). Only with one running leader that every answering member
+    agrees on: never guess which copy of the data is the good one.
+
+    :raises ApplicationError: NoAgreedLeader (non-retryable) when the members disagree or
+        none leads.
+    """
+    spec = step.spec
+    async with heartbeating():
+        views = await _views(spec)
+        leaders = {leader_of(v) for v in views}
+        if not views or len(leaders) != 1 or None in leaders:
+            raise permanent(
+                "healing cannot reinitialise anything: the members do not agree on one running "
+                f"leader ({', '.join(sorted(str(x) for x in leaders)) or 'no member answers'})",
+                "NoAgreedLeader",
+            )
+        leader = str(leaders.pop())
+        own = next((v for v in views if v.source == leader), views[0])
+        names = diverged(own, leader)
+        for name in names:
+            async with open_host(spec.target(name)) as host:
+                await host.run(
+                    ["patronictl", "-c", PATRONI_CONFIG, "reinit", spec.cluster, name,
+                     "--force"],
+                    label=f"patronictl reinit {name}", timeout=120,
+                )  # fmt: skip
+    return StepResult(
+        host=step.host, changed=bool(names),
+        summary=(f"reinitialised {', '.join(names)} from {leader}" if names
+                 else f"nothing to reinitialise ({leader} leads)"),
+        facts={"reinitialised": ",".join(names), "leader": leader},
+    )  # fmt: skip

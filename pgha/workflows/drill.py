@@ -7,7 +7,7 @@ cancelled): a drill never leaves the cluster worse than it found it without sayi
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -20,6 +20,9 @@ with workflow.unsafe.imports_passed_through():
         ClusterEvent,
         DrillInput,
         DrillReport,
+        FailoverSeen,
+        HistorySwitch,
+        PatroniTimes,
         ProbeInput,
         ProbeLog,
         Scenario,
@@ -60,6 +63,10 @@ class Drill:
         self.undo: list[HostStep] = []
         self.waiting_approval = False
         self.approval: Approval | None = None
+        self.fault_at: datetime | None = None
+        self.seen: FailoverSeen | None = None
+        self.switch: HistorySwitch | None = None
+        self.reinitialised: list[str] = []
 
     @workflow.query(name="progress")
     def progress(self) -> Progress:
@@ -115,6 +122,7 @@ class Drill:
         try:
             self.tracker.phase("fault")
             fault = await self._inject(spec, inp.scenario, old_leader, before)
+            self.fault_at = workflow.now()
             await self._reaction(spec, inp.scenario, old_leader, fault)
             if self.undo:  # a stopped service stays stopped a while: the cluster copes
                 await workflow.sleep(inp.hold_s)
@@ -129,6 +137,7 @@ class Drill:
             self.tracker.phase("healing")
             healed, after, healing = await self._heal(spec)
             self._event("healed" if healed else "not healed", "; ".join(healing))
+            await self._read_history(spec, after)
             await workflow.sleep(inp.settle_s)
             self.done = True
             log = await probe
@@ -298,13 +307,39 @@ class Drill:
             wait["within_s"] = str(spec.patroni.ttl * 3 + 30)
         if scenario is Scenario.kill_postgres:
             wait |= {"killed_on": leader, "killed_pid": str(fault.facts.get("pid", ""))}
-        view = await self.tracker.run(
+        # Drills started before the failover times existed replay the plain wait.
+        if not workflow.patched("failover-times"):
+            view = await self.tracker.run(
+                "reaction", "a running leader", None,
+                WAIT.execute("drill.wait_leader", _step(spec, wait), PatroniStatus,
+                             summary="wait for a leader"),
+                lambda v: (StepState.ok, f"{_leader(v)} leads"),
+            )  # fmt: skip
+            self._event("leader running", _leader(view))
+            return
+        self.seen = await self.tracker.run(
             "reaction", "a running leader", None,
-            WAIT.execute("drill.wait_leader", _step(spec, wait), PatroniStatus,
-                         summary="wait for a leader"),
-            lambda v: (StepState.ok, f"{_leader(v)} leads"),
+            WAIT.execute("drill.watch_failover", _step(spec, wait), FailoverSeen,
+                         summary="watch Patroni until a leader runs"),
+            lambda s: (StepState.ok, f"{_leader(s.view)} leads"),
         )  # fmt: skip
-        self._event("leader running", _leader(view))
+        if self.seen.detected_at is not None and scenario is not Scenario.switchover:
+            self._event("old leader gone", leader, self.seen.detected_at)
+        self._event("leader running", _leader(self.seen.view), self.seen.leader_at)
+
+    async def _read_history(self, spec: ClusterSpec, after: PatroniStatus | None) -> None:
+        """Patroni's own record of the timeline switch (when and why), best effort: the
+        drill's verdict does not depend on it."""
+        leader = _leader(after)
+        if not leader or self.seen is None or not workflow.patched("failover-times"):
+            return
+        try:
+            self.switch = await STATUS_READ.execute(
+                "drill.patroni_history", HostStep(spec=spec, host=leader), HistorySwitch,
+                summary="Patroni's timeline history",
+            )  # fmt: skip
+        except ActivityError as err:
+            self._event("history unreadable", failure_text(err))
 
     async def _heal(self, spec: ClusterSpec) -> tuple[bool, PatroniStatus | None, list[str]]:
         """Undo the fault (start what was stopped), then wait for every member to stream
@@ -319,22 +354,64 @@ class Drill:
                 done.append(r.summary)
             except ActivityError as err:
                 done.append(f"{step.host}: {failure_text(err)}")
+        # Drills started before healing could reinitialise replay the single long wait.
+        reinit = workflow.patched("heal-reinit")
+        within = spec.drill.heal_timeout_s if reinit else 300.0
         try:
-            view = await self.tracker.run(
-                "heal", "every member streaming, no lag", None,
-                WAIT.execute("drill.wait_healthy", _step(spec, {"within_s": "300"}),
-                             PatroniStatus, summary="wait until healed"),
-                lambda v: (StepState.ok, f"{_leader(v)} leads, all streaming"),
+            view = await self._healed(spec, within)
+            return True, view, [*done, "every member streams with no lag"]
+        except ActivityError as err:
+            if not (reinit and spec.drill.reinit_diverged):
+                return False, None, [*done, failure_text(err)]
+            done.append(failure_text(err))
+        # A member that did not rejoin by itself has diverged (a former primary that
+        # cannot be rewound, a promoted replica that lost the race): copy it afresh from
+        # the leader every member agrees on.
+        try:
+            r = await self.tracker.run(
+                "reinit", "reinitialise diverged members", None,
+                CONVERGE.execute("drill.reinit_diverged", _step(spec, {}), StepResult,
+                                 summary="reinitialise diverged members"),
+                lambda r: (StepState.changed if r.changed else StepState.ok, r.summary),
             )  # fmt: skip
+            self.reinitialised = [n for n in r.facts.get("reinitialised", "").split(",") if n]
+            done.append(r.summary)
+            self._event("reinitialised", r.summary)
+            view = await self._healed(spec, within, key="heal-again")
             return True, view, [*done, "every member streams with no lag"]
         except ActivityError as err:
             return False, None, [*done, failure_text(err)]
 
+    async def _healed(self, spec: ClusterSpec, within: float, key: str = "heal") -> PatroniStatus:
+        return await self.tracker.run(
+            key, "every member streaming, no lag", None,
+            WAIT.execute("drill.wait_healthy", _step(spec, {"within_s": f"{within:g}"}),
+                         PatroniStatus, summary="wait until healed"),
+            lambda v: (StepState.ok, f"{_leader(v)} leads, all streaming"),
+        )  # fmt: skip
+
     # ------------------------------------------------------------------ report
 
-    def _event(self, name: str, detail: str = "") -> None:
-        at = (workflow.now() - self.started).total_seconds()
-        self.events.append(ClusterEvent(name=name, at=round(at, 2), detail=detail))
+    def _event(self, name: str, detail: str = "", when: datetime | None = None) -> None:
+        when = when or workflow.now()
+        at = (when - self.started).total_seconds()
+        self.events.append(ClusterEvent(name=name, at=round(at, 2), detail=detail, when=when))
+
+    def _patroni_times(self) -> PatroniTimes | None:
+        if self.fault_at is None or self.seen is None:
+            return None
+        fault_at = self.fault_at
+
+        def since(t: datetime | None) -> float | None:
+            return None if t is None else round((t - fault_at).total_seconds(), 2)
+
+        switch = self.switch if self.switch and self.switch.timeline else None
+        return PatroniTimes(
+            fault_at=fault_at, detected_s=since(self.seen.detected_at),
+            promoted_s=since(self.seen.leader_at),
+            history_switch_s=since(switch.at) if switch else None,
+            history_reason=switch.reason if switch else "",
+        )  # fmt: skip
 
     def _report(
         self, inp: DrillInput, old: str, before: PatroniStatus, after: PatroniStatus | None,
@@ -359,6 +436,7 @@ class Drill:
             events=self.events, verdict=verdict, healed=healed, healing=healing,
             patroni={"ttl": p.ttl, "loop_wait": p.loop_wait, "retry_timeout": p.retry_timeout,
                      "synchronous_mode": p.synchronous_mode},
+            patroni_times=self._patroni_times(), reinitialised=self.reinitialised,
         )  # fmt: skip
 
 

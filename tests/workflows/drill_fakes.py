@@ -11,7 +11,15 @@ from typing import Any
 from temporalio import activity
 
 from pgha.activities.converge import permanent
-from pgha.drill_models import DrillReport, Outcome, ProbeInput, ProbeLog, WriteAttempt
+from pgha.drill_models import (
+    DrillReport,
+    FailoverSeen,
+    HistorySwitch,
+    Outcome,
+    ProbeInput,
+    ProbeLog,
+    WriteAttempt,
+)
 from pgha.status_models import (
     Backend,
     EtcdMember,
@@ -30,6 +38,9 @@ class FakeDrillCluster:
         self.lose: list[int] = []  # acknowledged seqs the "cluster" loses
         self.lagging = False  # a replica that never catches up (guard rail)
         self.never_heals = False
+        #: Heals only once diverged members are reinitialised (a split after a freeze).
+        self.heals_after_reinit = False
+        self.reinitialised = False
         self.fault_hangs = False
         self.fault_started = asyncio.Event()
         self.saved: list[DrillReport] = []
@@ -51,7 +62,28 @@ class FakeDrillCluster:
             c.calls.append("wait_healthy")
             if c.lagging or (c.never_heals and "fault" in c.calls):
                 raise permanent("the cluster is not whole: db2 lags", "NotHealed")
+            if c.heals_after_reinit and "fault" in c.calls and not c.reinitialised:
+                raise permanent("the cluster is not whole: db3 is start failed", "NotHealed")
             return c.view()
+
+        @activity.defn(name="drill.watch_failover")
+        async def watch_failover(step: HostStep) -> FailoverSeen:
+            c.calls.append("watch_failover")
+            now = datetime.now(UTC)
+            return FailoverSeen(view=c.view(), detected_at=now, leader_at=now)
+
+        @activity.defn(name="drill.patroni_history")
+        async def patroni_history(step: HostStep) -> HistorySwitch:
+            c.calls.append("history")
+            return HistorySwitch(timeline=3, reason="no recovery target specified",
+                                 at=datetime.now(UTC), new_leader=c.leader)  # fmt: skip
+
+        @activity.defn(name="drill.reinit_diverged")
+        async def reinit_diverged(step: HostStep) -> StepResult:
+            c.calls.append("reinit")
+            c.reinitialised = True
+            return StepResult(host=step.host, changed=True, summary="reinitialised db3 from db2",
+                              facts={"reinitialised": "db3"})  # fmt: skip
 
         @activity.defn(name="drill.wait_leader")
         async def wait_leader(step: HostStep) -> PatroniStatus:
@@ -113,5 +145,5 @@ class FakeDrillCluster:
             c.saved.append(report)
             return "report-1"
 
-        return [wait_healthy, wait_leader, switchover, kill_postgres, systemctl, probe, etcd,
-                proxy, save]  # fmt: skip
+        return [wait_healthy, wait_leader, watch_failover, patroni_history, reinit_diverged,
+                switchover, kill_postgres, systemctl, probe, etcd, proxy, save]  # fmt: skip

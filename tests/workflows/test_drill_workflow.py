@@ -70,6 +70,47 @@ async def test_switchover_drill_moves_the_leader_and_judges_every_write(run: Run
     assert run.fake.saved == [report]
 
 
+async def test_a_failover_drill_reports_patronis_detection_and_promotion(run: Run) -> None:
+    report = DrillReport.model_validate(await (await run.start(Scenario.stop_patroni)).result())
+    times = report.patroni_times
+    assert times is not None and times.detected_s is not None and times.promoted_s is not None
+    assert 0 <= times.detected_s <= times.promoted_s < 30
+    assert times.history_reason == "no recovery target specified"
+    assert times.history_switch_s is not None
+    names = [e.name for e in report.events]
+    assert names[:3] == ["fault", "old leader gone", "leader running"]
+    assert all(e.when is not None for e in report.events)
+
+
+async def test_healing_reinitialises_members_that_do_not_rejoin(run: Run) -> None:
+    run.fake.heals_after_reinit = True
+    report = DrillReport.model_validate(await (await run.start(Scenario.stop_patroni)).result())
+    assert report.healed and report.reinitialised == ["db3"]
+    after_fault = run.fake.calls[run.fake.calls.index("fault") :]
+    assert after_fault.count("wait_healthy") == 2 and "reinit" in after_fault
+    assert after_fault.index("reinit") < len(after_fault) - 1 - after_fault[::-1].index(
+        "wait_healthy"
+    )
+    assert "reinitialised" in [e.name for e in report.events]
+
+
+async def test_healing_leaves_a_diverged_member_alone_when_the_spec_says_so(
+    env: WorkflowEnvironment, spec: ClusterSpec
+) -> None:
+    spec = without_approval(spec)
+    spec = spec.model_copy(
+        update={"drill": spec.drill.model_copy(update={"reinit_diverged": False})}
+    )
+    fake = FakeDrillCluster()
+    fake.heals_after_reinit = True
+    task_queue = f"drill-{uuid.uuid4()}"
+    async with build_worker(env.client, task_queue, workflows=[Drill],
+                            activities=fake.activities()):  # fmt: skip
+        failure = await Run(env, spec, fake, task_queue).failure(Scenario.stop_patroni)
+    assert failure.type == "DrillFailed" and "did not heal" in failure.message
+    assert "reinit" not in fake.calls and not fake.saved[-1].healed
+
+
 async def test_a_cluster_that_is_not_whole_is_refused_before_any_fault(run: Run) -> None:
     run.fake.lagging = True
     failure = await run.failure(Scenario.kill_postgres)
