@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgha.drill_models import DrillReport, Verdict
+from pgha.drill_models import DrillReport, PatroniTimes, Verdict
 from pgha.report_text import utc
 
 
@@ -31,6 +31,20 @@ def _verdict_lines(v: Verdict) -> list[str]:
     ]
 
 
+def patroni_times_line(t: PatroniTimes) -> str:
+    """What Patroni did after the fault, in seconds from it; the parts it did not show are
+    left out (a drill that moves no leader has no promotion)."""
+    parts: list[str] = []
+    if t.detected_s is not None:
+        parts.append(f"detected after {t.detected_s:.1f} s")
+    if t.promoted_s is not None:
+        parts.append(f"new leader running after {t.promoted_s:.1f} s")
+    if t.history_switch_s is not None:
+        reason = f" ({t.history_reason})" if t.history_reason else ""
+        parts.append(f"history switch at {t.history_switch_s:.1f} s{reason}")
+    return "patroni after the fault: " + (", ".join(parts) or "no reaction seen")
+
+
 def drill_summary(report: DrillReport) -> str:
     lines = [
         drill_headline(report),
@@ -45,9 +59,16 @@ def drill_summary(report: DrillReport) -> str:
         f"{report.timeline_before} -> {report.timeline_after}"
     )
     lines.append("patroni: " + ", ".join(f"{k} {v}" for k, v in report.patroni.items()))
+    if report.patroni_times is not None:
+        lines.append(patroni_times_line(report.patroni_times))
     if report.verdict is not None:
         lines += _verdict_lines(report.verdict)
     lines.append(f"healed: {'yes' if report.healed else 'NO'} ({'; '.join(report.healing)})")
+    if report.reinitialised:
+        lines.append(
+            "reinitialised from the leader (their data had diverged): "
+            + ", ".join(report.reinitialised)
+        )
     lines.append("timeline of the drill (seconds from the start):")
     lines += [f"  {e.at:7.2f}  {e.name}  {e.detail}" for e in report.events]
     return "\n".join(lines) + "\n"

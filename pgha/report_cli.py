@@ -18,7 +18,9 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from pgha.backup_models import BackupResult, BackupsOverview, BackupsOverviewInput, VerifyReport
-from pgha.cli_support import console, run_async
+from pgha.cli_support import console, err_console, run_async
+from pgha.drill_models import DrillReport
+from pgha.drill_text import drill_summary
 from pgha.errors import OperationFailed, PghaError
 from pgha.models import NAME_PATTERN
 from pgha.operations import BACKUPS, start_operation
@@ -64,10 +66,53 @@ def _summary(stored: StoredReport) -> str:
         return text
     if stored.kind is ReportKind.verify_restore:
         return verify_summary(VerifyReport.model_validate(stored.data))
+    if stored.kind is ReportKind.drill:
+        return drill_summary(DrillReport.model_validate(stored.data))
     return backup_summary(BackupResult.model_validate(stored.data))
 
 
-def _pick(report_id: str | None, cluster: str | None, kind: ReportKind | None) -> StoredReport:
+def _picture(stored: StoredReport) -> bytes:
+    """The report's timeline picture: the stored file, or drawn now from the report's series
+    when the file is missing (the save could not draw it, or the file was removed).
+
+    :raises ReportNotFound: the report is not a drill's, or has no series to draw from.
+    """
+    if stored.picture_path.is_file():
+        return stored.picture_path.read_bytes()
+    if stored.kind is not ReportKind.drill:
+        raise ReportNotFound(
+            f"report {stored.id} is a {stored.kind.value} report: only drill reports have a "
+            "timeline picture (`pgha report --list --cluster NAME --kind drill` lists them)"
+        )
+    # Imported here: matplotlib takes a while to load and only this path needs it.
+    from pgha.render.drill_timeline import timeline_png
+
+    png = timeline_png(DrillReport.model_validate(stored.data))
+    if png is None:
+        raise ReportNotFound(
+            f"drill report {stored.id} has no timeline picture and no probe series to draw "
+            "one from (the probe logged nothing, or the drill ran before pgha kept series)"
+        )
+    return png
+
+
+def _write_picture(stored: StoredReport, path: Path) -> None:
+    png = _picture(stored)
+    try:
+        path.write_bytes(png)
+    except OSError as err:
+        raise ReportError(
+            f"cannot write the timeline picture of report {stored.id} to {path}: "
+            f"{err.strerror or err}"
+        ) from None
+
+
+def _pick(
+    report_id: str | None,
+    cluster: str | None,
+    kind: ReportKind | None,
+    default_kind: ReportKind = ReportKind.verify_restore,
+) -> StoredReport:
     if report_id:
         stored = load_report(report_id)
         if cluster and stored.cluster != _cluster_name(cluster):
@@ -75,7 +120,7 @@ def _pick(report_id: str | None, cluster: str | None, kind: ReportKind | None) -
         return stored
     if not cluster:
         raise typer.BadParameter("give a report id or --cluster")
-    name, wanted = _cluster_name(cluster), kind or ReportKind.verify_restore
+    name, wanted = _cluster_name(cluster), kind or default_kind
     stored_or_none = latest_report(name, wanted)
     if stored_or_none is None:
         raise ReportNotFound(
@@ -95,7 +140,10 @@ def report(
     ] = None,
     kind: Annotated[
         ReportKind | None,
-        typer.Option("--kind", help="Kind of report (default: verify-restore; --list: all)."),
+        typer.Option(
+            "--kind",
+            help="Kind of report (default: verify-restore; --list: all; --png: drill).",
+        ),
     ] = None,
     as_json: JsonOpt = False,
     list_: Annotated[
@@ -104,14 +152,24 @@ def report(
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many --list shows.")] = (
         DEFAULT_LIMIT
     ),
+    png: Annotated[
+        Path | None,
+        typer.Option(
+            "--png",
+            dir_okay=False,
+            help="Also write the drill's timeline picture to this file (with --cluster and "
+            "no id: the latest drill).",
+        ),
+    ] = None,
 ) -> None:
     """Show a stored report (the cluster's latest restore verification by default); exit 1
-    when it failed. Reads this machine's report store."""
+    when it failed. A drill report names its timeline picture (PNG). Reads this machine's
+    report store."""
 
     async def go() -> None:
         if list_:
-            if report_id or not cluster:
-                raise typer.BadParameter("--list takes --cluster and no report id")
+            if report_id or not cluster or png:
+                raise typer.BadParameter("--list takes --cluster, and no report id or --png")
             name = _cluster_name(cluster)
             reports = list_reports(name, kind, limit)
             if as_json:
@@ -122,11 +180,22 @@ def report(
             else:
                 console.print(f"no reports of {name} in {reports_dir() / name}")
             return
-        stored = _pick(report_id, cluster, kind)
+        stored = _pick(report_id, cluster, kind,
+                       ReportKind.drill if png else ReportKind.verify_restore)  # fmt: skip
+        if png is not None:
+            _write_picture(stored, png)
         if as_json:
             print(Path(stored.path).read_text(encoding="utf-8"), end="")
         else:
             console.print(report_view(stored, _summary(stored)))
+            if stored.picture_path.is_file():
+                console.print(f"timeline: {stored.picture_path}", highlight=False,
+                              soft_wrap=True)  # fmt: skip
+        if png is not None:  # on stderr with --json: stdout is the JSON
+            (err_console if as_json else console).print(
+                f"timeline of report {stored.id} written to {png}", highlight=False,
+                soft_wrap=True,
+            )  # fmt: skip
         if stored.passed is False:
             raise typer.Exit(1)
 

@@ -2,8 +2,9 @@
 Owns the layout under ``<state>/reports``; knows nothing of Temporal or of what a report says.
 
 Layout: ``<state>/reports/<cluster>/<kind>/<UTC stamp>-<short id>.json`` with the summary
-``.txt`` beside it. The file stem is the report id. Files are 0600 and directories 0700:
-reports name hosts, paths and sentinel values an operator may not want world-readable.
+``.txt`` beside it, and for reports that have one a picture ``.png`` (a drill's timeline).
+The file stem is the report id. Files are 0600 and directories 0700: reports name hosts,
+paths and sentinel values an operator may not want world-readable.
 
 Every file is written once, whole, through a temporary file and a rename, so readers never
 see half a report and no lock is needed (unlike the secret store, nothing is ever
@@ -80,6 +81,11 @@ class StoredReport(Model):
     def summary_path(self) -> Path:
         return Path(self.path).with_suffix(".txt")
 
+    @property
+    def picture_path(self) -> Path:
+        """Where the report's picture is kept; only some reports have one (check it exists)."""
+        return Path(self.path).with_suffix(".png")
+
 
 def reports_dir() -> Path:
     """The store's root, ``<state>/reports`` (not created here)."""
@@ -110,13 +116,14 @@ def _make_dirs(cluster: str, kind: ReportKind) -> Path:
     return path
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` (0600) so a reader sees the old file or the whole new one,
-    never a part, and a crash leaves at most a hidden temporary file."""
+def _write_atomic(path: Path, content: str | bytes) -> None:
+    """Write ``content`` (text as UTF-8) to ``path`` (0600) so a reader sees the old file or
+    the whole new one, never a part, and a crash leaves at most a hidden temporary file."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o600)
@@ -151,11 +158,12 @@ def save_report(
     passed: bool | None = None,
     run_id: str = "",
     created_at: datetime | None = None,
+    picture: bytes | None = None,
 ) -> StoredReport:
-    """Store ``report`` and its human ``summary``.
+    """Store ``report``, its human ``summary`` and, when given, its ``picture`` (PNG).
 
     Idempotent when ``created_at`` is given: the id is derived from kind, cluster, workflow
-    and run ids and that time, so saving the same report again rewrites the same two files.
+    and run ids and that time, so saving the same report again rewrites the same files.
 
     :param headline: one line for lists; default the summary's first line.
     :param passed: the report's verdict, when it has one.
@@ -183,8 +191,11 @@ def save_report(
         data=report.model_dump(mode="json"),
         path=str(directory / f"{report_id}.json"),
     )
-    # The summary first: the JSON is what lists find, so it must not exist without it.
+    # The summary and picture first: the JSON is what lists find, so it must not exist
+    # without them.
     _write_atomic(stored.summary_path, summary.rstrip("\n") + "\n")
+    if picture is not None:
+        _write_atomic(stored.picture_path, picture)
     _write_atomic(Path(stored.path), stored.model_dump_json(indent=2, exclude={"path"}) + "\n")
     return stored
 

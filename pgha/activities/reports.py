@@ -1,6 +1,7 @@
-"""Report activities: keep backup and restore-verification reports in the worker's report
-store, and read the last verification back. Thin: the layout is pgha.reports', the wording
-pgha.report_text's. They touch only the local disk, never a host.
+"""Report activities: keep backup, restore-verification and drill reports in the worker's
+report store, and read the last verification back. Thin: the layout is pgha.reports', the
+wording pgha.report_text's and pgha.drill_text's, a drill's picture
+pgha.render.drill_timeline's. They touch only the local disk, never a host.
 
 Reports land on the machine of the worker that runs the save; with workers on several
 machines, give them one shared state directory or accept that each keeps its own.
@@ -24,7 +25,7 @@ from pgha.reports import ReportError, ReportKind, latest_report, save_report
 
 async def _save(
     kind: ReportKind, cluster: str, workflow_id: str, report: BaseModel, summary: str,
-    headline: str, passed: bool | None, finished: datetime,
+    headline: str, passed: bool | None, finished: datetime, picture: bytes | None = None,
 ) -> str:  # fmt: skip
     """Save in a thread (file I/O); idempotent for one run and finish time. Store errors
     are permanent: a retry would fail the same way."""
@@ -32,6 +33,7 @@ async def _save(
         stored = await asyncio.to_thread(
             save_report, kind, cluster, workflow_id, report, summary, headline=headline,
             passed=passed, run_id=activity.info().workflow_run_id or "", created_at=finished,
+            picture=picture,
         )  # fmt: skip
     except ReportError as err:
         raise permanent(str(err), type(err).__name__) from None
@@ -87,13 +89,36 @@ async def latest_verification(cluster: str) -> VerifyReport | None:
         ) from None
 
 
+def _timeline(report: DrillReport) -> tuple[bytes | None, str]:
+    """The drill's timeline picture, or None and a line saying why it is missing.
+
+    Any error is caught, not only the expected ones: the picture is a view of data the JSON
+    keeps, and a plotting bug must never cost the report itself.
+    """
+    try:
+        # Imported here: matplotlib costs every `pgha` command a third of a second at
+        # start-up (the CLI imports the worker's activities), and only this activity draws.
+        # Inside the try: a worker installed without matplotlib still keeps its reports.
+        from pgha.render.drill_timeline import timeline_png
+
+        return timeline_png(report), ""
+    except Exception as err:
+        activity.logger.warning("drill %s: timeline picture not drawn", report.workflow_id,
+                                exc_info=True)  # fmt: skip
+        return None, f"timeline picture: not drawn ({type(err).__name__}: {err})"
+
+
 @activity.defn(name="reports.save_drill")
 async def save_drill(report: DrillReport) -> str:
-    """Store a drill's report with its human summary (idempotent like the others).
+    """Store a drill's report with its human summary and, when the report has a probe
+    series, its timeline picture (``<id>.png``). Idempotent like the others.
 
     :returns: the report id.
     """
+    # In a thread: drawing takes about a second of CPU, the event loop has heartbeats to run.
+    picture, note = await asyncio.to_thread(_timeline, report)
+    summary = drill_summary(report) + (note + "\n" if note else "")
     return await _save(
-        ReportKind.drill, report.cluster, report.workflow_id, report, drill_summary(report),
-        drill_headline(report), report.passed, report.finished_at,
+        ReportKind.drill, report.cluster, report.workflow_id, report, summary,
+        drill_headline(report), report.passed, report.finished_at, picture,
     )  # fmt: skip

@@ -3,6 +3,9 @@
 Each component has its module; this package re-exports the functions activities call.
 Every renderer is deterministic (spec order, sorted parameters, no timestamps), so an
 activity compares ``RenderedFile.sha256`` with the host's file and writes only on change.
+
+``drill_timeline`` (a drill report -> its PNG picture) is not re-exported: workflows import
+this package, and it loads matplotlib.
 """
 
 from __future__ import annotations

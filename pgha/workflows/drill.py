@@ -14,6 +14,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from pgha.checks.probe_series import series_of
     from pgha.checks.probe_verdict import judge
     from pgha.drill_models import (
         Approval,
@@ -147,7 +148,7 @@ class Drill:
         except ValueError as err:
             reason = reason or str(err)
         report = self._report(inp, old_leader, before, after, verdict, healed, healing, reason)
-        report = report.model_copy(update={"probe_run": run_id})
+        report = report.model_copy(update={"probe_run": run_id, "series": series_of(log)})
         await LOCAL_WRITE.execute("reports.save_drill", report, str, summary="save the report")
         if cancelled:
             raise asyncio.CancelledError(reason)

@@ -67,6 +67,8 @@ async def test_switchover_drill_moves_the_leader_and_judges_every_write(run: Run
     assert report.verdict is not None and report.verdict.acknowledged > 5
     assert report.verdict.safe
     assert [e.name for e in report.events] == ["fault", "leader running", "healed"]
+    assert report.series is not None  # the timeline picture's data
+    assert sum(b.writes_ok for b in report.series.buckets) == report.verdict.acknowledged
     assert run.fake.saved == [report]
 
 
