@@ -52,6 +52,9 @@ class DrillRun:
     promoted_s: float | None = None
     old_leader: str = ""
     new_leader: str = ""
+    #: The host etcd's leader was on before the fault (a lost etcd leader lengthens
+    #: ttl-bound failovers: the new etcd leader renews every lease).
+    etcd_leader: str = ""
 
     @classmethod
     def of_report(cls, report: DrillReport, round_: int, wall_s: float) -> DrillRun:
@@ -67,6 +70,7 @@ class DrillRun:
             duplicates=len(v.duplicates) if v else None,
             detected_s=t.detected_s if t else None, promoted_s=t.promoted_s if t else None,
             old_leader=report.old_leader, new_leader=report.new_leader,
+            etcd_leader=report.etcd_leader,
         )  # fmt: skip
 
 
@@ -88,6 +92,8 @@ def describe(run: DrillRun) -> str:
         parts.append(f"Patroni promoted at {run.promoted_s:.1f} s")
     if run.new_leader and run.new_leader != run.old_leader:
         parts.append(f"{run.old_leader} -> {run.new_leader}")
+    if run.etcd_leader and run.etcd_leader == run.old_leader:
+        parts.append("etcd's leader was on the old leader's host")
     return "; ".join(parts) + f" ({run.wall_s:.0f} s)"
 
 

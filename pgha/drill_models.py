@@ -215,3 +215,6 @@ class DrillReport(Model):
     patroni_times: PatroniTimes | None = None
     #: Members healing had to reinitialise from the leader (their data had diverged).
     reinitialised: list[str] = []
+    #: The etcd member leading etcd before the fault: when the lost host was also etcd's
+    #: leader, the new etcd leader renews every lease, and the leader key outlives the ttl.
+    etcd_leader: str = ""

@@ -57,6 +57,7 @@ def drill_summary(report: DrillReport) -> str:
     lines.append(
         f"leader {report.old_leader or '?'} -> {report.new_leader or '?'}, timeline "
         f"{report.timeline_before} -> {report.timeline_after}"
+        + (f"; etcd leader before the fault: {report.etcd_leader}" if report.etcd_leader else "")
     )
     lines.append("patroni: " + ", ".join(f"{k} {v}" for k, v in report.patroni.items()))
     if report.patroni_times is not None:

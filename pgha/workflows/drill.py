@@ -281,13 +281,18 @@ class Drill:
             lambda r: (StepState.changed, r.summary),
         )  # fmt: skip
 
+    def _etcd_leader(self, spec: ClusterSpec) -> str:
+        """The host whose etcd member led etcd at the guard rail (empty when unknown)."""
+        members = self.etcd.members if self.etcd else []
+        leaders = [m.endpoint for m in members if m.leader]
+        return next((h.name for h in spec.hosts_with(Role.etcd)
+                     if any(_serves(e, str(h.address)) for e in leaders)), "")  # fmt: skip
+
     def _etcd_follower(self, spec: ClusterSpec) -> str:
         """An etcd member that is not etcd's leader (losing the leader is a different drill)."""
-        members = self.etcd.members if self.etcd else []
-        for h in spec.hosts_with(Role.etcd):
-            if not any(str(h.address) in m.endpoint and m.leader for m in members):
-                return h.name
-        return spec.hosts_with(Role.etcd)[-1].name
+        leader = self._etcd_leader(spec)
+        followers = [h.name for h in spec.hosts_with(Role.etcd) if h.name != leader]
+        return followers[0] if followers else spec.hosts_with(Role.etcd)[-1].name
 
     async def _reaction(
         self, spec: ClusterSpec, scenario: Scenario, leader: str, fault: StepResult
@@ -438,6 +443,7 @@ class Drill:
             patroni={"ttl": p.ttl, "loop_wait": p.loop_wait, "retry_timeout": p.retry_timeout,
                      "synchronous_mode": p.synchronous_mode},
             patroni_times=self._patroni_times(), reinitialised=self.reinitialised,
+            etcd_leader=self._etcd_leader(inp.spec),
         )  # fmt: skip
 
 
@@ -445,6 +451,11 @@ class Drill:
 MOVES_LEADER = (Scenario.switchover, Scenario.stop_patroni, Scenario.host_loss,
                 Scenario.partition_primary, Scenario.freeze_primary)  # fmt: skip
 TTL_BOUND = (Scenario.host_loss, Scenario.partition_primary, Scenario.freeze_primary)
+
+
+def _serves(endpoint: str, address: str) -> bool:
+    """Whether an etcd endpoint URL (http://10.0.0.11:2379) is that address's."""
+    return f"//{address}:" in endpoint or endpoint.startswith(f"{address}:")
 
 
 def _undo_activity(step: HostStep) -> str:
