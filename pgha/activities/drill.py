@@ -28,12 +28,18 @@ LEADER_ROLES = ("leader", "master", "primary")
 POLL_S = 0.5
 
 
+def _now() -> str:
+    """The moment a fault is injected, for the report's Patroni times (ISO, UTC)."""
+    return datetime.now(UTC).isoformat()
+
+
 @activity.defn(name="drill.switchover")
 async def switchover(step: HostStep) -> StepResult:
     """A planned switchover through Patroni from the leader ``step.host`` to
     ``params["candidate"]`` (patronictl on the leader, with Patroni's own credentials)."""
     candidate = param(step, "candidate")
     async with heartbeating(), open_host(step.target) as host:
+        at = _now()
         out = await host.run(
             ["patronictl", "-c", PATRONI_CONFIG, "switchover", "--leader", step.host,
              "--candidate", candidate, "--force"],
@@ -41,7 +47,7 @@ async def switchover(step: HostStep) -> StepResult:
         )  # fmt: skip
     return StepResult(
         host=step.host, changed=True, summary=f"switchover {step.host} -> {candidate}",
-        facts={"output": out.stdout[-500:]},
+        facts={"output": out.stdout[-500:], "at": at},
     )  # fmt: skip
 
 
@@ -51,13 +57,14 @@ async def kill_postgres(step: HostStep) -> StepResult:
     shutdown checkpoint, no goodbye to clients. Patroni decides what follows."""
     data = step.spec.postgres.data_path
     async with heartbeating(), open_host(step.target) as host:
+        at = _now()
         out = await host.run(
             f"pid=$(head -n 1 {data}/postmaster.pid) && kill -KILL \"$pid\" && echo \"$pid\"",
             label="kill postmaster", timeout=30,
         )  # fmt: skip
     pid = out.stdout.strip()
     return StepResult(host=step.host, changed=True, summary=f"postmaster {pid} killed",
-                      facts={"pid": pid})  # fmt: skip
+                      facts={"pid": pid, "at": at})  # fmt: skip
 
 
 async def _views(spec: ClusterSpec) -> list[PatroniStatus]:
@@ -251,8 +258,9 @@ async def systemctl(step: HostStep) -> StepResult:
     if action not in ("stop", "start"):
         raise permanent(f"systemctl action {action!r} is not stop or start", "InvalidStepInput")
     async with heartbeating(), open_host(step.target) as host:
+        at = _now()
         await host.run(["systemctl", action, *units], label=f"systemctl {action}", timeout=120)
-    return StepResult(host=step.host, changed=True,
+    return StepResult(host=step.host, changed=True, facts={"at": at},
                       summary=f"{action} {' '.join(units)} on {step.host}")  # fmt: skip
 
 
@@ -304,8 +312,10 @@ async def power(step: HostStep) -> StepResult:
         from pgha.lab.hosts import lab_power  # the lab needs docker: only here
 
         async with heartbeating():
+            at = _now()
             done = await lab_power(step.host, on=action == "on")
-        return StepResult(host=step.host, changed=done.changed, summary=f"power {action}")
+        return StepResult(host=step.host, changed=done.changed, summary=f"power {action}",
+                          facts={"at": at})  # fmt: skip
     template = spec.drill.power_on if action == "on" else spec.drill.power_off
     if control is not PowerControl.command or not template:
         raise permanent(
@@ -315,6 +325,7 @@ async def power(step: HostStep) -> StepResult:
         )
     command = template.format(host=step.host, address=spec.host(step.host).address)
     async with heartbeating():
+        at = _now()
         proc = await asyncio.create_subprocess_shell(
             command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
         )
@@ -322,7 +333,8 @@ async def power(step: HostStep) -> StepResult:
     if proc.returncode != 0:
         raise RuntimeError(f"power {action} of {step.host}: `{command}` exited "
                            f"{proc.returncode}: {out.decode()[-500:]}")  # fmt: skip
-    return StepResult(host=step.host, changed=True, summary=f"power {action} ({command})")
+    return StepResult(host=step.host, changed=True, summary=f"power {action} ({command})",
+                      facts={"at": at})  # fmt: skip
 
 
 PARTITION_TABLE = "pgha_drill"
@@ -358,9 +370,10 @@ async def partition(step: HostStep) -> StepResult:
         peers = [str(h.address) for h in spec.hosts if h.name != step.host]
         if spec.vip is not None:
             peers.append(str(spec.vip.address.ip))
+        at = _now()
         await host.run(["nft", "-f", "-"], input=partition_rules(peers), label="nft cut",
                        timeout=30)  # fmt: skip
-    return StepResult(host=step.host, changed=True,
+    return StepResult(host=step.host, changed=True, facts={"at": at},
                       summary=f"{step.host} cut off from {len(peers)} addresses")  # fmt: skip
 
 
@@ -372,9 +385,10 @@ async def signal(step: HostStep) -> StepResult:
     if sig not in ("STOP", "CONT"):
         raise permanent(f"signal {sig!r} is not STOP or CONT", "InvalidStepInput")
     async with heartbeating(), open_host(step.target) as host:
+        at = _now()
         out = await host.run(f"pkill -{sig} -u postgres; pgrep -c -u postgres || true",
                              label=f"pkill -{sig}", timeout=30)  # fmt: skip
-    return StepResult(host=step.host, changed=True,
+    return StepResult(host=step.host, changed=True, facts={"at": at},
                       summary=f"SIG{sig} to {out.stdout.strip()} postgres processes")  # fmt: skip
 
 

@@ -123,7 +123,7 @@ class Drill:
         try:
             self.tracker.phase("fault")
             fault = await self._inject(spec, inp.scenario, old_leader, before)
-            self.fault_at = workflow.now()
+            self._fault_injected(fault)
             await self._reaction(spec, inp.scenario, old_leader, fault)
             if self.undo:  # a stopped service stays stopped a while: the cluster copes
                 await workflow.sleep(inp.hold_s)
@@ -280,6 +280,18 @@ class Drill:
             CONVERGE.execute(activity, step, StepResult, summary=scenario.value),
             lambda r: (StepState.changed, r.summary),
         )  # fmt: skip
+
+    def _fault_injected(self, fault: StepResult) -> None:
+        """When the fault really happened: the activity's own clock just before its command
+        (the SSH connection before it is not the fault), else now."""
+        try:
+            self.fault_at = datetime.fromisoformat(fault.facts["at"])
+        except (KeyError, ValueError):
+            self.fault_at = workflow.now()
+        for i, e in enumerate(self.events):
+            if e.name == "fault":
+                at = round((self.fault_at - self.started).total_seconds(), 2)
+                self.events[i] = e.model_copy(update={"when": self.fault_at, "at": at})
 
     def _etcd_leader(self, spec: ClusterSpec) -> str:
         """The host whose etcd member led etcd at the guard rail (empty when unknown)."""

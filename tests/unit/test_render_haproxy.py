@@ -50,7 +50,7 @@ def test_haproxy_cfg_routes_by_patroni_health_checks() -> None:
     assert "use_backend primary if { nbsrv(replicas) eq 0 }" in replicas
     for lines in (primary, replicas):
         assert (
-            "default-server inter 1s fastinter 500ms downinter 2s fall 2 rise 1 "
+            "default-server inter 1s fastinter 500ms downinter 500ms fall 2 rise 1 "
             "on-marked-down shutdown-sessions"
         ) in lines
 
