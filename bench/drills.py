@@ -470,6 +470,11 @@ def write(
     print(f"written: {shown} ({seconds / 60:.0f} min)")
 
 
+#: freeze-primary is left out by default: on the lab's Patroni 3.0.2 without a watchdog it
+#: can end with two timelines in the archive and members that cannot start (docs/drills.md).
+DEFAULT_SCENARIOS = [s for s in Scenario if s is not Scenario.freeze_primary]
+
+
 def parse_scenarios(text: str) -> list[Scenario]:
     """``a,b`` -> scenarios, in the order given, without repeats.
 
@@ -488,8 +493,9 @@ def cli() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scenarios", default=",".join(s.value for s in Scenario),
-                        help="comma-separated scenarios (default: all)")  # fmt: skip
+    parser.add_argument("--scenarios", default=",".join(s.value for s in DEFAULT_SCENARIOS),
+                        help="comma-separated scenarios (default: all but freeze-primary, "
+                             "which can leave the lab needing repair by hand)")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
                         help=f"drills of each scenario (default {DEFAULT_ROUNDS})")  # fmt: skip
     parser.add_argument("--rate", type=float, default=20.0,

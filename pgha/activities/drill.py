@@ -26,6 +26,8 @@ PATRONI_CONFIG = "/etc/patroni/config.yml"
 #: Patroni roles of the member that accepts writes.
 LEADER_ROLES = ("leader", "master", "primary")
 POLL_S = 0.5
+#: How long one member's view may take before it counts as not answering.
+VIEW_TIMEOUT_S = 3.0
 
 
 def _now() -> str:
@@ -71,11 +73,16 @@ async def _views(spec: ClusterSpec) -> list[PatroniStatus]:
     """Patroni's cluster view from every member that answers. A member cut off from etcd
     still answers, with a stale view: callers look for the view that shows progress."""
 
+    async def read(name: str, address: str) -> PatroniStatus:
+        async with open_host(spec.target(name)) as host:
+            url = f"http://{address}:{spec.patroni.restapi_port}/cluster"
+            return parse_patroni_cluster(await http_get(host, url), name)
+
     async def one(name: str, address: str) -> PatroniStatus | None:
+        # Bounded: a powered-off host makes SSH wait for its connect timeout, and the
+        # poll must not slow down (the report's detection times come from it).
         try:
-            async with open_host(spec.target(name)) as host:
-                url = f"http://{address}:{spec.patroni.restapi_port}/cluster"
-                return parse_patroni_cluster(await http_get(host, url), name)
+            return await asyncio.wait_for(read(name, address), VIEW_TIMEOUT_S)
         except Exception:  # that member is down or frozen
             return None
 
@@ -117,12 +124,44 @@ def healthy(view: PatroniStatus, members: int, max_lag: int) -> list[str]:
         problems.append("no running leader")
     if len(view.members) < members:
         problems.append(f"{len(view.members)} of {members} members in Patroni's view")
+    leader = next((m for m in view.members if m.role in LEADER_ROLES), None)
     for m in view.members:
         if m.state not in ("running", "streaming"):
             problems.append(f"{m.name} is {m.state}")
         elif m.role not in LEADER_ROLES and (m.lag_bytes is None or m.lag_bytes > max_lag):
             problems.append(f"{m.name} lags {m.lag_bytes} bytes")
+        elif (m.role not in LEADER_ROLES and leader is not None and m.timeline is not None
+              and leader.timeline is not None and m.timeline != leader.timeline):  # fmt: skip
+            problems.append(f"{m.name} is on timeline {m.timeline}, {leader.name} on "
+                            f"{leader.timeline}")  # fmt: skip
     return problems
+
+
+def not_streaming(view: PatroniStatus, replication: dict[str, str]) -> list[str]:
+    """Replicas of the view that the leader does not stream to (``replication``: the
+    leader's pg_stat_replication, application_name -> state). Patroni's lag figure compares
+    positions only, so a replica that replayed another timeline's WAL from the archive past
+    the fork can show no lag while it follows nothing. Pure."""
+    return [m.name for m in view.members
+            if m.role not in LEADER_ROLES and replication.get(m.name) != "streaming"]  # fmt: skip
+
+
+def parse_replication(text: str) -> dict[str, str]:
+    """Patroni's ``GET /patroni`` on the leader: its pg_stat_replication as
+    application_name -> state (empty when no standby is connected). Pure."""
+    rows = json.loads(text or "{}").get("replication") or []
+    return {str(r.get("application_name", "")): str(r.get("state", "")) for r in rows}
+
+
+async def _replication(spec: ClusterSpec, leader: str) -> dict[str, str]:
+    """The leader's pg_stat_replication through its Patroni (empty when unreadable)."""
+    address = spec.host(leader).address
+    try:
+        async with open_host(spec.target(leader)) as host:
+            url = f"http://{address}:{spec.patroni.restapi_port}/patroni"
+            return parse_replication(await http_get(host, url))
+    except Exception:  # the leader does not answer: nothing streams from it either
+        return {}
 
 
 def agreed_health(views: list[PatroniStatus], members: int, max_lag: int) -> list[str]:
@@ -242,6 +281,10 @@ async def wait_healthy(step: HostStep) -> PatroniStatus:
         while time.monotonic() < deadline:
             views = await _views(step.spec)
             problems = agreed_health(views, members, max_lag)
+            leader = leader_of(views[0]) if views else None
+            if not problems and leader is not None:
+                stray = not_streaming(views[0], await _replication(step.spec, leader))
+                problems = [f"{name} does not stream from {leader}" for name in stray]
             if not problems:
                 return views[0]
             await asyncio.sleep(POLL_S)
@@ -392,12 +435,12 @@ async def signal(step: HostStep) -> StepResult:
                       summary=f"SIG{sig} to {out.stdout.strip()} postgres processes")  # fmt: skip
 
 
-def diverged(view: PatroniStatus, leader: str) -> list[str]:
-    """Members of the leader's view that do not follow it: not running or streaming, or
-    a replica with no lag figure (not replicating at all). Pure."""
+def diverged(view: PatroniStatus, leader: str, replication: dict[str, str]) -> list[str]:
+    """Members of the leader's view that do not follow it: not running, or not streaming
+    from it (``replication``: the leader's pg_stat_replication by application_name). Pure."""
     return [m.name for m in view.members
             if m.name != leader and (m.state not in ("running", "streaming")
-                                     or m.lag_bytes is None)]  # fmt: skip
+                                     or replication.get(m.name) != "streaming")]  # fmt: skip
 
 
 @activity.defn(name="drill.reinit_diverged")
@@ -422,7 +465,7 @@ async def reinit_diverged(step: HostStep) -> StepResult:
             )
         leader = str(leaders.pop())
         own = next((v for v in views if v.source == leader), views[0])
-        names = diverged(own, leader)
+        names = diverged(own, leader, await _replication(spec, leader))
         for name in names:
             async with open_host(spec.target(name)) as host:
                 await host.run(

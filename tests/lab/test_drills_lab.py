@@ -5,27 +5,29 @@ inserts through the VIP during the drill; its acknowledged rows must all be ther
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
 
-import psycopg
 import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from pgha.activities.cluster_secrets import resolve_one
-from pgha.drill_models import DrillInput, DrillReport, Scenario
+from pgha.drill_models import DrillInput, Scenario
 from pgha.operations import DRILL, PROVISION, start_operation
 from pgha.provision_models import ProvisionInput
-from pgha.render.postgres import connection_strings
 from pgha.spec import ClusterSpec
 from pgha.worker import build_worker
 from tests.lab.backup_helpers import Lab, sh
+from tests.lab.drill_helpers import (
+    Observer,
+    container_states,
+    drill,
+    leader,
+    patroni_members,
+    verdict_matches_rows,
+)
 from tests.lab.helpers import docker_exec, eventually
 
 pytestmark = pytest.mark.lab
@@ -38,118 +40,6 @@ async def lab_cluster(env: WorkflowEnvironment, lab_spec: ClusterSpec) -> AsyncI
         lab = Lab(env, lab_spec, task_queue)
         await lab.run(PROVISION, ProvisionInput(spec=lab_spec))
         yield lab
-
-
-class Writer:
-    """The test's own application: numbered inserts through the read-write endpoint."""
-
-    def __init__(self, spec: ClusterSpec) -> None:
-        self.url = connection_strings(spec).read_write
-        self.password = resolve_one(spec, "superuser").get_secret_value()
-        self.run = f"test-{uuid.uuid4().hex[:8]}"
-        self.acked: list[int] = []
-        self.stop = asyncio.Event()
-
-    async def connect(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
-        return await psycopg.AsyncConnection.connect(
-            self.url, user="postgres", password=self.password, autocommit=True, connect_timeout=2
-        )
-
-    async def go(self) -> None:
-        async with await self.connect() as c:
-            await c.execute("CREATE TABLE IF NOT EXISTS public.test_writer (run text, seq int)")
-        conn, seq = None, 0
-        while not self.stop.is_set():
-            seq += 1
-            try:
-                conn = conn or await self.connect()
-                insert = conn.execute("INSERT INTO public.test_writer VALUES (%s, %s)",
-                                      (self.run, seq))  # fmt: skip
-                await asyncio.wait_for(insert, 3)
-                self.acked.append(seq)
-            except (psycopg.Error, OSError, TimeoutError):
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
-                conn = None
-            await asyncio.sleep(0.05)
-
-    async def present(self) -> set[int]:
-        async with await self.connect() as c:
-            cur = await c.execute("SELECT seq FROM public.test_writer WHERE run = %s", (self.run,))
-            return {int(r[0]) for r in await cur.fetchall()}  # type: ignore[call-overload]
-
-
-async def patroni_members(host: str = "db1") -> dict[str, dict[str, object]]:
-    out = await sh(host, "patronictl -c /etc/patroni/config.yml list -f json")
-    return {m["Member"]: m for m in json.loads(out)}
-
-
-async def leader() -> str:
-    return next(n for n, m in (await patroni_members()).items() if m["Role"] == "Leader")
-
-
-class Observer:
-    """What a command printed on some hosts, every few tenths of a second, while the drill
-    ran: the fault seen from outside pgha."""
-
-    def __init__(self, hosts: list[str], command: str) -> None:
-        self.hosts, self.command = hosts, command
-        self.seen: dict[str, set[str]] = {h: set() for h in hosts}
-        self.stop = asyncio.Event()
-
-    async def go(self) -> None:
-        while not self.stop.is_set():
-            for h in self.hosts:
-                _, out = await docker_exec(h, "sh", "-c", self.command)
-                self.seen[h].add(out.strip())
-            await asyncio.sleep(0.2)
-
-
-async def drill(
-    lab: Lab, scenario: Scenario, observer: Observer | None = None
-) -> tuple[DrillReport, Writer]:
-    writer = Writer(lab.spec)
-    tasks = [asyncio.create_task(writer.go())]
-    if observer is not None:
-        tasks.append(asyncio.create_task(observer.go()))
-    try:
-        await asyncio.sleep(1)
-        inp = DrillInput(spec=lab.spec, scenario=scenario, settle_s=3, hold_s=3)
-        try:
-            result = await lab.run(DRILL, inp)
-        except WorkflowFailureError as err:  # a drill that found lost writes fails red
-            cause = err.cause
-            assert isinstance(cause, ApplicationError) and cause.type == "DrillFailed", err
-            result = cause.details[0]
-    finally:
-        writer.stop.set()
-        if observer is not None:
-            observer.stop.set()
-        await asyncio.gather(*tasks)
-    return DrillReport.model_validate(result), writer
-
-
-async def probe_rows(report: DrillReport) -> set[int]:
-    out = await sh(
-        report.new_leader,
-        'runuser -u postgres -- psql -XAtc "SELECT seq FROM pgha.drill_probe WHERE run = '
-        f"'{report.probe_run}'\"",
-    )
-    return {int(x) for x in out.split()}
-
-
-async def verdict_matches_rows(report: DrillReport) -> None:
-    """With asynchronous replication a fault that cuts the primary off may lose commits it
-    acknowledged but had not shipped yet: the drill must say so (red, naming them), and
-    its verdict must match the probe's rows as read here."""
-    v = report.verdict
-    assert v is not None and report.healed
-    rows = await probe_rows(report)
-    assert not set(v.lost) & rows and len(rows) >= v.acknowledged - len(v.lost)
-    assert report.passed == v.safe
-    if not report.passed:
-        assert f"{len(v.lost)} lost" in report.reason
 
 
 async def test_switchover_moves_the_leader_and_loses_no_acknowledged_write(
@@ -222,20 +112,6 @@ async def test_proxy_loss_moves_the_vip_and_restarts_the_proxy(lab_cluster: Lab)
     assert report.passed and report.verdict is not None and report.verdict.safe
 
 
-async def container_states(
-    names: list[str], seen: dict[str, set[str]], stop: asyncio.Event
-) -> None:
-    while not stop.is_set():
-        for n in names:
-            proc = await asyncio.create_subprocess_exec(
-                "docker", "inspect", "-f", "{{.State.Status}}", f"pgha-lab-{n}",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-            out, _ = await proc.communicate()
-            seen.setdefault(n, set()).add(out.decode().strip())
-        await asyncio.sleep(0.5)
-
-
 async def test_host_loss_powers_the_primary_off_fails_over_and_brings_it_back(
     lab_cluster: Lab,
 ) -> None:
@@ -258,10 +134,6 @@ async def test_host_loss_powers_the_primary_off_fails_over_and_brings_it_back(
     assert report.verdict.write_gap_s < lab_cluster.spec.patroni.ttl * 2  # the ttl bounds it
 
 
-@pytest.mark.skip(
-    reason="flaky on a reused lab (failed in 2 of 5 CI runs, cause not found yet; the "
-    "drill after it then finds the cluster not whole): see docs/drills.md"
-)
 async def test_partition_cuts_the_primary_off_and_heals_it(lab_cluster: Lab) -> None:
     primary = await leader()
     observer = Observer([primary], "nft list table inet pgha_drill >/dev/null 2>&1 && echo cut")
@@ -274,9 +146,10 @@ async def test_partition_cuts_the_primary_off_and_heals_it(lab_cluster: Lab) -> 
 
 
 @pytest.mark.skip(
-    reason="freeze-primary can leave the lab split (see docs/drills.md): the resumed old "
-    "primary re-took the leader key once and the promoted replica failed to start; healing "
-    "does not reinitialise members yet, so this test is off until it does"
+    reason="on the lab's Patroni 3.0.2 without a watchdog the resumed primary can overwrite "
+    "the leader key a replica took meanwhile; the short-lived timeline that replica archived "
+    "then keeps reinitialised members from starting (they follow the archive's newest "
+    "timeline), which needs repository repair by hand: see docs/drills.md"
 )
 async def test_frozen_primary_is_replaced_and_the_writes_judged(lab_cluster: Lab) -> None:
     primary = await leader()
@@ -288,9 +161,13 @@ async def test_frozen_primary_is_replaced_and_the_writes_judged(lab_cluster: Lab
         primary, "sh", "-c", "ps -o stat= -u postgres | grep -c '^T' || true"
     )
     assert stopped == "0"  # and resumed
-    assert await leader() != primary
-    # No watchdog in the lab: the resumed old primary may also take writes before Patroni
-    # demotes it, which vanish with its rewind.
+    # No watchdog in the lab and asynchronous replication: the resumed old primary may take
+    # writes before Patroni demotes it (they vanish with its rewind), or even win the key
+    # back, leaving the replica promoted meanwhile diverged; healing reinitialises such a
+    # member. Either way the cluster is whole again and the verdict matches the rows
+    # (test_drills_sync_lab.py shows zero loss with synchronous_mode).
+    members = await patroni_members()
+    assert all(m["State"] in ("running", "streaming") for m in members.values()), members
     await verdict_matches_rows(report)
 
 

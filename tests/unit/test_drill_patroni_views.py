@@ -6,7 +6,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from pgha.activities.drill import diverged, parse_history
+from pgha.activities.drill import (
+    diverged,
+    healthy,
+    not_streaming,
+    parse_history,
+    parse_replication,
+)
 from pgha.status_models import Member, PatroniStatus
 
 
@@ -30,15 +36,37 @@ def test_a_cluster_that_never_switched_has_no_history() -> None:
     assert parse_history("[]") is None and parse_history("") is None
 
 
-def _member(name: str, role: str, state: str, lag: int | None) -> Member:
-    return Member(name=name, host=name, role=role, state=state, lag_bytes=lag)
+def _member(name: str, role: str, state: str, lag: int | None, tl: int | None = 6) -> Member:
+    return Member(name=name, host=name, role=role, state=state, lag_bytes=lag, timeline=tl)
 
 
-def test_only_members_that_do_not_follow_the_leader_are_reinitialised() -> None:
+def test_only_members_the_leader_does_not_stream_to_are_reinitialised() -> None:
     view = PatroniStatus(source="db2", members=[
         _member("db1", "replica", "streaming", 0),
         _member("db2", "leader", "running", None),
         _member("db3", "replica", "start failed", None),
-        _member("db4", "replica", "running", None),  # running but not replicating
+        _member("db4", "replica", "running", 0),  # "no lag", yet the leader sends it nothing
     ])  # fmt: skip
-    assert diverged(view, "db2") == ["db3", "db4"]
+    replication = {"db1": "streaming", "db4": "catchup", "pg_basebackup": "backup"}
+    assert diverged(view, "db2", replication) == ["db3", "db4"]
+
+
+def test_the_leaders_replication_rows_by_member() -> None:
+    text = json.dumps({"role": "master", "replication": [
+        {"application_name": "db1", "state": "streaming", "sync_state": "async"},
+        {"application_name": "db3", "state": "startup"},
+    ]})  # fmt: skip
+    assert parse_replication(text) == {"db1": "streaming", "db3": "startup"}
+    assert parse_replication(json.dumps({"role": "master"})) == {}
+
+
+def test_a_replica_showing_no_lag_but_not_streaming_keeps_the_cluster_unhealed() -> None:
+    # Seen in the lab: db2 replayed the old timeline's WAL from the archive past the fork,
+    # Patroni showed it running with no lag, and promoted it at the next failover.
+    view = PatroniStatus(source="db1", members=[
+        _member("db1", "leader", "running", None, tl=6),
+        _member("db2", "replica", "running", 0, tl=5),
+        _member("db3", "replica", "running", 0, tl=6),
+    ])  # fmt: skip
+    assert healthy(view, 3, 0) == ["db2 is on timeline 5, db1 on 6"]
+    assert not_streaming(view, {"db3": "streaming"}) == ["db2"]
