@@ -86,3 +86,9 @@ def drill_report(**kw: Any) -> DrillReport:
     }
     data.update(kw)
     return DrillReport.model_validate(data)
+
+
+def failed_report(reason: str) -> DrillReport:
+    """A switchover drill that failed before any verdict: no figures, only its reason."""
+    return DrillReport(cluster="lab", scenario=Scenario.switchover, workflow_id="w",
+                       started_at=T0, finished_at=T0, passed=False, reason=reason)  # fmt: skip

@@ -18,6 +18,7 @@ from bench.drills import (
     whole_problem,
 )
 from pgha.drill_models import DrillReport, Scenario
+from tests.unit.drill_samples import failed_report
 
 T0 = datetime(2026, 11, 27, tzinfo=UTC)
 
@@ -72,15 +73,7 @@ def failed(cause: BaseException) -> WorkflowFailureError:
 
 
 def test_failure_of_drill_failed_carries_the_report() -> None:
-    report = DrillReport(
-        cluster="lab",
-        scenario=Scenario.switchover,
-        workflow_id="w",
-        started_at=T0,
-        finished_at=T0,
-        passed=False,
-        reason="lost writes",
-    )
+    report = failed_report("lost writes")
     details = report.model_dump(mode="json")
     err = failed(ApplicationError("drill switchover of lab failed: lost writes", details,
                                   type="DrillFailed", non_retryable=True))  # fmt: skip

@@ -22,6 +22,7 @@ from bench.drill_stats import (
 from pgha.checks.failover_floor import FAST_FAILOVER
 from pgha.drill_models import DrillReport, PatroniTimes, Scenario, Verdict
 from pgha.spec import PatroniSettings
+from tests.unit.drill_samples import failed_report
 
 DEFAULT = PatroniSettings()
 T0 = datetime(2026, 11, 27, tzinfo=UTC)
@@ -144,15 +145,7 @@ def test_drill_run_of_report_takes_verdict_and_patroni_times() -> None:
 
 
 def test_drill_run_of_report_without_verdict_has_no_figures() -> None:
-    report = DrillReport(
-        cluster="lab",
-        scenario=Scenario.switchover,
-        workflow_id="w",
-        started_at=T0,
-        finished_at=T0,
-        passed=False,
-        reason="not healed",
-    )
+    report = failed_report("not healed")
     r = DrillRun.of_report(report, 1, 10.0)
     assert r.write_gap_s is None and r.lost is None and r.promoted_s is None
 
