@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import shlex
 import time
 from datetime import UTC, datetime
 
@@ -15,6 +17,7 @@ from temporalio import activity
 from pgha.activities.common import heartbeating, open_host
 from pgha.activities.converge import param, permanent
 from pgha.activities.status import http_get
+from pgha.checks.dead_timelines import dead_timelines, set_aside_script
 from pgha.checks.status import parse_patroni_cluster
 from pgha.drill_models import FailoverSeen, HistorySwitch
 from pgha.hosts.ops.packages import ensure_packages
@@ -479,3 +482,48 @@ async def reinit_diverged(step: HostStep) -> StepResult:
                  else f"nothing to reinitialise ({leader} leads)"),
         facts={"reinitialised": ",".join(names), "leader": leader},
     )  # fmt: skip
+
+
+@activity.defn(name="drill.set_aside_dead_timelines")
+async def set_aside_dead_timelines(step: HostStep) -> StepResult:
+    """On the repository host ``step.host``: move the archive's files of every timeline
+    newer than the agreed leader's into ``<repo>/pgha-set-aside/<UTC stamp>/`` (see
+    pgha/checks/dead_timelines.py for why; nothing is deleted).
+
+    :raises ApplicationError: NoAgreedLeader (non-retryable) when the members do not agree
+        on one running leader with a known timeline.
+    """
+    spec = step.spec
+    async with heartbeating():
+        views = await _views(spec)
+        leaders = {leader_of(v) for v in views}
+        own = next((v for v in views if v.source in leaders), None)
+        me = next((m for m in own.members if m.name == own.source), None) if own else None
+        if len(leaders) != 1 or None in leaders or me is None or me.timeline is None:
+            raise permanent("no timeline is set aside: the members do not agree on one running "
+                            "leader with a known timeline", "NoAgreedLeader")  # fmt: skip
+        current = me.timeline
+        base = f"{spec.backup.repo_path}/archive/{spec.stanza}"
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        moved: list[str] = []
+        dead: set[int] = set()
+        async with open_host(step.target) as host:
+            ids = await host.run(f"ls -1 {shlex.quote(base)}", label="archive ids", timeout=30)
+            for archive_id in [i for i in ids.stdout.split() if re.fullmatch(r"\d+-\d+", i)]:
+                where = f"{base}/{archive_id}"
+                names = await host.run(["ls", "-1", where], label="archive list", timeout=60)
+                timelines = dead_timelines(names.stdout.split(), current)
+                if not timelines:
+                    continue
+                dead |= set(timelines)
+                to = f"{spec.backup.repo_path}/pgha-set-aside/{stamp}/{archive_id}"
+                out = await host.run(["sh", "-c", set_aside_script(where, to, timelines)],
+                                     label="set aside dead timelines", timeout=300)  # fmt: skip
+                moved += out.stdout.split()
+    summary = (f"set aside timeline(s) {', '.join(map(str, sorted(dead)))} newer than the "
+               f"leader's {current}: {len(moved)} archive entries moved to "
+               f"{spec.backup.repo_path}/pgha-set-aside/{stamp}" if moved
+               else f"no timeline newer than the leader's {current} in the archive")  # fmt: skip
+    return StepResult(host=step.host, changed=bool(moved), summary=summary,
+                      facts={"timelines": ",".join(map(str, sorted(dead))),
+                             "moved": str(len(moved))})  # fmt: skip

@@ -386,19 +386,45 @@ class Drill:
         # cannot be rewound, a promoted replica that lost the race): copy it afresh from
         # the leader every member agrees on.
         try:
-            r = await self.tracker.run(
-                "reinit", "reinitialise diverged members", None,
-                CONVERGE.execute("drill.reinit_diverged", _step(spec, {}), StepResult,
-                                 summary="reinitialise diverged members"),
-                lambda r: (StepState.changed if r.changed else StepState.ok, r.summary),
-            )  # fmt: skip
-            self.reinitialised = [n for n in r.facts.get("reinitialised", "").split(",") if n]
-            done.append(r.summary)
-            self._event("reinitialised", r.summary)
+            await self._reinit(spec, done, "reinit")
             view = await self._healed(spec, within, key="heal-again")
             return True, view, [*done, "every member streams with no lag"]
         except ActivityError as err:
+            repos = spec.hosts_with(Role.backup_repo)
+            if not (spec.backup.enabled and repos and workflow.patched("heal-set-aside")):
+                return False, None, [*done, failure_text(err)]
+            done.append(failure_text(err))
+        # A fresh copy that still cannot start follows a dead timeline from the archive
+        # (pgha/checks/dead_timelines.py): set its files aside, then copy again.
+        try:
+            r = await self.tracker.run(
+                "set-aside", "set aside timelines no member follows", repos[0].name,
+                CONVERGE.execute("drill.set_aside_dead_timelines",
+                                 HostStep(spec=spec, host=repos[0].name), StepResult,
+                                 summary="set aside dead timelines in the archive"),
+                lambda r: (StepState.changed if r.changed else StepState.ok, r.summary),
+            )  # fmt: skip
+            done.append(r.summary)
+            if not r.changed:
+                return False, None, done
+            self._event("timelines set aside", r.summary)
+            await self._reinit(spec, done, "reinit-again")
+            view = await self._healed(spec, within, key="heal-last")
+            return True, view, [*done, "every member streams with no lag"]
+        except ActivityError as err:
             return False, None, [*done, failure_text(err)]
+
+    async def _reinit(self, spec: ClusterSpec, done: list[str], key: str) -> None:
+        r = await self.tracker.run(
+            key, "reinitialise diverged members", None,
+            CONVERGE.execute("drill.reinit_diverged", _step(spec, {}), StepResult,
+                             summary="reinitialise diverged members"),
+            lambda r: (StepState.changed if r.changed else StepState.ok, r.summary),
+        )  # fmt: skip
+        names = [n for n in r.facts.get("reinitialised", "").split(",") if n]
+        self.reinitialised += [n for n in names if n not in self.reinitialised]
+        done.append(r.summary)
+        self._event("reinitialised", r.summary)
 
     async def _healed(self, spec: ClusterSpec, within: float, key: str = "heal") -> PatroniStatus:
         return await self.tracker.run(

@@ -41,6 +41,9 @@ class FakeDrillCluster:
         #: Heals only once diverged members are reinitialised (a split after a freeze).
         self.heals_after_reinit = False
         self.reinitialised = False
+        #: Heals only once a dead timeline is set aside and members are copied again.
+        self.dead_timeline = False
+        self.set_aside = False
         self.fault_hangs = False
         self.fault_started = asyncio.Event()
         self.saved: list[DrillReport] = []
@@ -64,6 +67,12 @@ class FakeDrillCluster:
                 raise permanent("the cluster is not whole: db2 lags", "NotHealed")
             if c.heals_after_reinit and "fault" in c.calls and not c.reinitialised:
                 raise permanent("the cluster is not whole: db3 is start failed", "NotHealed")
+            if (
+                c.dead_timeline
+                and "fault" in c.calls
+                and not (c.set_aside and c.calls[-2:] == ["reinit", "wait_healthy"])
+            ):
+                raise permanent("the cluster is not whole: db3 is start failed", "NotHealed")
             return c.view()
 
         @activity.defn(name="drill.watch_failover")
@@ -77,6 +86,13 @@ class FakeDrillCluster:
             c.calls.append("history")
             return HistorySwitch(timeline=3, reason="no recovery target specified",
                                  at=datetime.now(UTC), new_leader=c.leader)  # fmt: skip
+
+        @activity.defn(name="drill.set_aside_dead_timelines")
+        async def set_aside(step: HostStep) -> StepResult:
+            c.calls.append(f"set_aside on {step.host}")
+            c.set_aside = True
+            return StepResult(host=step.host, changed=True, summary="set aside timeline 11",
+                              facts={"timelines": "11", "moved": "3"})  # fmt: skip
 
         @activity.defn(name="drill.reinit_diverged")
         async def reinit_diverged(step: HostStep) -> StepResult:
@@ -146,4 +162,5 @@ class FakeDrillCluster:
             return "report-1"
 
         return [wait_healthy, wait_leader, watch_failover, patroni_history, reinit_diverged,
+                set_aside,
                 switchover, kill_postgres, systemctl, probe, etcd, proxy, save]  # fmt: skip

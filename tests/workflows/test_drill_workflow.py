@@ -19,7 +19,7 @@ from pgha import cli
 from pgha.drill_models import Approval, DrillInput, DrillReport, Scenario
 from pgha.operations import DRILL, start_operation
 from pgha.progress import Progress
-from pgha.spec import ClusterSpec, spec_to_yaml
+from pgha.spec import ClusterSpec, Role, spec_to_yaml
 from pgha.worker import build_worker
 from pgha.workflows.drill import Drill
 from tests.workflows.drill_fakes import FakeDrillCluster
@@ -94,6 +94,25 @@ async def test_healing_reinitialises_members_that_do_not_rejoin(run: Run) -> Non
         "wait_healthy"
     )
     assert "reinitialised" in [e.name for e in report.events]
+
+
+async def test_healing_sets_aside_a_dead_timeline_when_copies_still_cannot_start(
+    run: Run,
+) -> None:
+    run.fake.dead_timeline = True
+    report = DrillReport.model_validate(await (await run.start(Scenario.stop_patroni)).result())
+    assert report.healed, report.healing
+    after_fault = run.fake.calls[run.fake.calls.index("fault") :]
+    repo = run.spec.hosts_with(Role.backup_repo)[0].name
+    assert after_fault[-5:] == [
+        "wait_healthy",
+        f"set_aside on {repo}",
+        "reinit",
+        "wait_healthy",
+        "history",
+    ]
+    assert any("set aside timeline 11" in line for line in report.healing)
+    assert "timelines set aside" in [e.name for e in report.events]
 
 
 async def test_healing_leaves_a_diverged_member_alone_when_the_spec_says_so(
