@@ -12,12 +12,14 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
+from pgha.activities.drill import set_aside_dead_timelines
 from pgha.drill_models import DrillInput, Scenario
 from pgha.operations import DRILL, PROVISION, start_operation
 from pgha.provision_models import ProvisionInput
-from pgha.spec import ClusterSpec
+from pgha.spec import ClusterSpec, Role
+from pgha.steps import HostStep
 from pgha.worker import build_worker
 from tests.lab.backup_helpers import Lab, sh
 from tests.lab.drill_helpers import (
@@ -193,3 +195,32 @@ async def test_a_drill_cancelled_in_the_middle_of_its_fault_heals_the_cluster(
     members = await patroni_members()
     assert all(m["State"] in ("running", "streaming") for m in members.values()), members
     assert len(members) == 3
+
+
+async def test_a_dead_timeline_in_the_archive_is_set_aside_not_deleted(lab_cluster: Lab) -> None:
+    """What healing does when fresh copies cannot start because the archive holds a newer
+    timeline than the leader's (docs/drills.md): a forged one here, run through the real
+    activity against the real repository."""
+    spec = lab_cluster.spec
+    repo = spec.hosts_with(Role.backup_repo)[0].name
+    members = await patroni_members()
+    current = max(int(str(m["TL"])) for m in members.values() if m.get("TL"))
+    archive = f"{spec.backup.repo_path}/archive/{spec.stanza}"
+    archive_id = await sh(repo, f"ls -1 {archive} | grep -E '^[0-9]+-[0-9]+$' | tail -1")
+    forged = f"{archive}/{archive_id}/{current + 1:08X}.history"
+    await sh(repo, f"printf '{current}\\t0/1000000\\tforged by a test\\n' > {forged}")
+    try:
+        result = await ActivityEnvironment().run(
+            set_aside_dead_timelines, HostStep(spec=spec, host=repo)
+        )
+        assert result.changed and result.facts["timelines"] == str(current + 1)
+        code, _ = await docker_exec(repo, "test", "-e", forged)
+        assert code != 0  # gone from the archive
+        kept = await sh(repo, f"ls {spec.backup.repo_path}/pgha-set-aside/*/{archive_id}/")
+        assert f"{current + 1:08X}.history" in kept.split()  # kept aside, not deleted
+        again = await ActivityEnvironment().run(
+            set_aside_dead_timelines, HostStep(spec=spec, host=repo)
+        )
+        assert not again.changed  # the leader's own timelines are never touched
+    finally:
+        await sh(repo, f"rm -f {forged}; rm -rf {spec.backup.repo_path}/pgha-set-aside")
