@@ -148,10 +148,11 @@ async def test_partition_cuts_the_primary_off_and_heals_it(lab_cluster: Lab) -> 
 
 
 @pytest.mark.skip(
-    reason="on the lab's Patroni 3.0.2 without a watchdog the resumed primary can overwrite "
-    "the leader key a replica took meanwhile; the short-lived timeline that replica archived "
-    "then keeps reinitialised members from starting (they follow the archive's newest "
-    "timeline), which needs repository repair by hand: see docs/drills.md"
+    reason="freeze-primary on the lab's Patroni 3.0.2 without a watchdog takes a different "
+    "path each run (the resumed primary may overwrite the leader key a replica took, leaving "
+    "a dead timeline in the archive); healing's paths are tested on their own (reinit in the "
+    "workflow tests, set-aside with a forged timeline below). Run it by hand with "
+    "`pytest --lab -k frozen --runxfail`-style selection after removing this mark"
 )
 async def test_frozen_primary_is_replaced_and_the_writes_judged(lab_cluster: Lab) -> None:
     primary = await leader()
