@@ -151,8 +151,7 @@ async def test_partition_cuts_the_primary_off_and_heals_it(lab_cluster: Lab) -> 
     reason="freeze-primary on the lab's Patroni 3.0.2 without a watchdog takes a different "
     "path each run (the resumed primary may overwrite the leader key a replica took, leaving "
     "a dead timeline in the archive); healing's paths are tested on their own (reinit in the "
-    "workflow tests, set-aside with a forged timeline below). Run it by hand with "
-    "`pytest --lab -k frozen --runxfail`-style selection after removing this mark"
+    "workflow tests, set-aside with a forged timeline below); remove this mark to run it"
 )
 async def test_frozen_primary_is_replaced_and_the_writes_judged(lab_cluster: Lab) -> None:
     primary = await leader()
