@@ -100,6 +100,7 @@ ACTIVITIES: list[Callable[..., Any]] = [
     drill.watch_failover,
     drill.patroni_history,
     drill.reinit_diverged,
+    drill.release_stuck_leader,
     drill.set_aside_dead_timelines,
     drill.wait_healthy,
     drill.systemctl,

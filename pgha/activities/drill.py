@@ -527,3 +527,73 @@ async def set_aside_dead_timelines(step: HostStep) -> StepResult:
     return StepResult(host=step.host, changed=bool(moved), summary=summary,
                       facts={"timelines": ",".join(map(str, sorted(dead))),
                              "moved": str(len(moved))})  # fmt: skip
+
+
+def stuck_leader(views: list[PatroniStatus]) -> str | None:
+    """The member every answering view names as leader while its PostgreSQL does not run
+    (seen on Patroni 3.0.2: a primary cut off from etcd rewrote the leader key when it came
+    back, then could not start as the diverged copy it was). Pure."""
+    holders = {next((m.name for m in v.members if m.role in LEADER_ROLES), None) for v in views}
+    if len(holders) != 1 or None in holders:
+        return None
+    holder = holders.pop()
+    states = {m.state for v in views for m in v.members if m.name == holder}
+    return holder if states and "running" not in states else None
+
+
+def successor(view: PatroniStatus, holder: str) -> str | None:
+    """The running replica on the newest timeline (then the least lag): the member that
+    led last, whose writes the others must keep. Patroni 3.0.2 compares positions across
+    timelines and may pick a replica of the dead timeline instead. Pure."""
+    running = [m for m in view.members
+               if m.name != holder and m.state in ("running", "streaming")]  # fmt: skip
+    if not running:
+        return None
+    best = max(running, key=lambda m: (m.timeline or 0, -(m.lag_bytes or 0)))
+    return best.name
+
+
+@activity.defn(name="drill.release_stuck_leader")
+async def release_stuck_leader(step: HostStep) -> StepResult:
+    """When one member holds the leader key but cannot run PostgreSQL, nobody else can
+    lead. Stop Patroni on every member but the successor (:func:`successor`), so that only
+    it can take the key, wait until it leads, then start Patroni on the others again
+    (they rejoin as replicas; healing reinitialises those that cannot).
+
+    :raises ApplicationError: NoSuccessor (non-retryable) when no replica runs.
+    """
+    spec = step.spec
+    names = [h.name for h in spec.hosts_with(Role.postgres)]
+    async with heartbeating():
+        views = await _views(spec)
+        holder = stuck_leader(views)
+        if holder is None:
+            return StepResult(host=step.host, changed=False, summary="no stuck leader")
+        heir = successor(views[0], holder)
+        if heir is None:
+            raise permanent(f"{holder} holds the leader key without running PostgreSQL and no "
+                            "replica runs to take over", "NoSuccessor")  # fmt: skip
+        others = [n for n in names if n != heir]
+
+        async def patroni(name: str, action: str) -> None:
+            async with open_host(spec.target(name)) as host:
+                await host.run(["systemctl", action, "patroni"], timeout=120,
+                               label=f"systemctl {action} patroni")  # fmt: skip
+
+        await asyncio.gather(*(patroni(n, "stop") for n in others))
+        try:
+            deadline = time.monotonic() + spec.patroni.ttl * 2 + 60
+            while time.monotonic() < deadline:
+                if any(leader_of(v) == heir for v in await _views(spec)):
+                    break
+                await asyncio.sleep(POLL_S)
+            else:
+                raise RuntimeError(f"{heir} did not take the leader key")
+        finally:
+            await asyncio.gather(*(patroni(n, "start") for n in others))
+    return StepResult(
+        host=step.host, changed=True,
+        summary=f"{holder} held the leader key without running PostgreSQL: Patroni stopped on "
+                f"{', '.join(others)} until {heir} (newest timeline) led, then started again",
+        facts={"holder": holder, "successor": heir},
+    )  # fmt: skip

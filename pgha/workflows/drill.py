@@ -384,8 +384,24 @@ class Drill:
             done.append(failure_text(err))
         # A member that did not rejoin by itself has diverged (a former primary that
         # cannot be rewound, a promoted replica that lost the race): copy it afresh from
-        # the leader every member agrees on.
+        # the leader every member agrees on. First, a leader key held by a member that
+        # cannot run (it came back and rewrote the key) must go to the rightful heir.
         try:
+            if workflow.patched("heal-release"):
+                r = await self.tracker.run(
+                    "release", "no stuck leader", None,
+                    CONVERGE.execute("drill.release_stuck_leader", _step(spec, {}), StepResult,
+                                     summary="hand a stuck leader key over"),
+                    lambda r: (StepState.changed if r.changed else StepState.ok, r.summary),
+                )  # fmt: skip
+                if r.changed:
+                    done.append(r.summary)
+                    self._event("leadership handed over", r.summary)
+                    try:  # the others rejoin by themselves unless their data diverged
+                        view = await self._healed(spec, within, key="heal-after-release")
+                        return True, view, [*done, "every member streams with no lag"]
+                    except ActivityError as err:
+                        done.append(failure_text(err))
             await self._reinit(spec, done, "reinit")
             view = await self._healed(spec, within, key="heal-again")
             return True, view, [*done, "every member streams with no lag"]

@@ -12,6 +12,8 @@ from pgha.activities.drill import (
     not_streaming,
     parse_history,
     parse_replication,
+    stuck_leader,
+    successor,
 )
 from pgha.status_models import Member, PatroniStatus
 
@@ -70,3 +72,26 @@ def test_a_replica_showing_no_lag_but_not_streaming_keeps_the_cluster_unhealed()
     ])  # fmt: skip
     assert healthy(view, 3, 0) == ["db2 is on timeline 5, db1 on 6"]
     assert not_streaming(view, {"db3": "streaming"}) == ["db2"]
+
+
+def test_a_leader_key_held_by_a_member_that_does_not_run_is_stuck() -> None:
+    # Seen in the lab: db2, cut off, demoted; back in touch it rewrote the leader key and
+    # could not start (its data had diverged), while db3 led the newest timeline.
+    view = PatroniStatus(source="db1", members=[
+        _member("db1", "replica", "running", 0, tl=5),
+        _member("db2", "leader", "start failed", None, tl=None),
+        _member("db3", "replica", "running", 15 << 20, tl=6),
+    ])  # fmt: skip
+    assert stuck_leader([view, view.model_copy(update={"source": "db3"})]) == "db2"
+    assert successor(view, "db2") == "db3"  # the newest timeline, not the least lag
+
+
+def test_a_running_leader_or_disagreeing_views_are_not_stuck() -> None:
+    running = PatroniStatus(source="db1", members=[
+        _member("db1", "leader", "running", None), _member("db2", "replica", "running", 0),
+    ])  # fmt: skip
+    other = PatroniStatus(source="db2", members=[
+        _member("db1", "replica", "running", 0), _member("db2", "leader", "stopped", None),
+    ])  # fmt: skip
+    assert stuck_leader([running]) is None
+    assert stuck_leader([running, other]) is None

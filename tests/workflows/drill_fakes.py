@@ -94,6 +94,11 @@ class FakeDrillCluster:
             return StepResult(host=step.host, changed=True, summary="set aside timeline 11",
                               facts={"timelines": "11", "moved": "3"})  # fmt: skip
 
+        @activity.defn(name="drill.release_stuck_leader")
+        async def release(step: HostStep) -> StepResult:
+            c.calls.append("release")
+            return StepResult(host=step.host, changed=False, summary="no stuck leader")
+
         @activity.defn(name="drill.reinit_diverged")
         async def reinit_diverged(step: HostStep) -> StepResult:
             c.calls.append("reinit")
@@ -162,5 +167,5 @@ class FakeDrillCluster:
             return "report-1"
 
         return [wait_healthy, wait_leader, watch_failover, patroni_history, reinit_diverged,
-                set_aside,
+                set_aside, release,
                 switchover, kill_postgres, systemctl, probe, etcd, proxy, save]  # fmt: skip
