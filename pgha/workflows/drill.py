@@ -457,15 +457,23 @@ class Drill:
         at = (when - self.started).total_seconds()
         self.events.append(ClusterEvent(name=name, at=round(at, 2), detail=detail, when=when))
 
-    def _patroni_times(self) -> PatroniTimes | None:
+    def _patroni_times(
+        self, scenario: Scenario, timeline_before: int | None
+    ) -> PatroniTimes | None:
+        """Patroni's side of a fault that moves or restarts the leader (none for the
+        others); the history's switch only when this drill made it."""
         if self.fault_at is None or self.seen is None:
+            return None
+        if scenario not in (*MOVES_LEADER, Scenario.kill_postgres):
             return None
         fault_at = self.fault_at
 
         def since(t: datetime | None) -> float | None:
             return None if t is None else round((t - fault_at).total_seconds(), 2)
 
-        switch = self.switch if self.switch and self.switch.timeline else None
+        switch = (
+            self.switch if self.switch and self.switch.timeline > (timeline_before or 0) else None
+        )
         return PatroniTimes(
             fault_at=fault_at, detected_s=since(self.seen.detected_at),
             promoted_s=since(self.seen.leader_at),
@@ -496,7 +504,8 @@ class Drill:
             events=self.events, verdict=verdict, healed=healed, healing=healing,
             patroni={"ttl": p.ttl, "loop_wait": p.loop_wait, "retry_timeout": p.retry_timeout,
                      "synchronous_mode": p.synchronous_mode},
-            patroni_times=self._patroni_times(), reinitialised=self.reinitialised,
+            patroni_times=self._patroni_times(inp.scenario, _timeline(before)),
+            reinitialised=self.reinitialised,
             etcd_leader=self._etcd_leader(inp.spec),
         )  # fmt: skip
 
