@@ -4,6 +4,7 @@ not whole, heals and reports on every path, judges the writes, fails red on lost
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -49,14 +50,21 @@ def without_approval(spec: ClusterSpec) -> ClusterSpec:
     return spec.model_copy(update={"drill": drill})
 
 
-@pytest_asyncio.fixture
-async def run(env: WorkflowEnvironment, spec: ClusterSpec) -> AsyncIterator[Run]:
-    spec = without_approval(spec)
-    fake = FakeDrillCluster()
+@contextlib.asynccontextmanager
+async def drills_on(
+    env: WorkflowEnvironment, spec: ClusterSpec, fake: FakeDrillCluster
+) -> AsyncIterator[Run]:
+    """A worker running the Drill workflow against ``fake``, on a task queue of its own."""
     task_queue = f"drill-{uuid.uuid4()}"
     async with build_worker(env.client, task_queue, workflows=[Drill],
                             activities=fake.activities()):  # fmt: skip
         yield Run(env, spec, fake, task_queue)
+
+
+@pytest_asyncio.fixture
+async def run(env: WorkflowEnvironment, spec: ClusterSpec) -> AsyncIterator[Run]:
+    async with drills_on(env, without_approval(spec), FakeDrillCluster()) as r:
+        yield r
 
 
 async def test_switchover_drill_moves_the_leader_and_judges_every_write(run: Run) -> None:
@@ -124,10 +132,8 @@ async def test_healing_leaves_a_diverged_member_alone_when_the_spec_says_so(
     )
     fake = FakeDrillCluster()
     fake.heals_after_reinit = True
-    task_queue = f"drill-{uuid.uuid4()}"
-    async with build_worker(env.client, task_queue, workflows=[Drill],
-                            activities=fake.activities()):  # fmt: skip
-        failure = await Run(env, spec, fake, task_queue).failure(Scenario.stop_patroni)
+    async with drills_on(env, spec, fake) as r:
+        failure = await r.failure(Scenario.stop_patroni)
     assert failure.type == "DrillFailed" and "did not heal" in failure.message
     assert "reinit" not in fake.calls and not fake.saved[-1].healed
 
@@ -172,11 +178,8 @@ async def test_host_loss_without_power_control_is_refused(run: Run) -> None:
 async def gated(env: WorkflowEnvironment, spec: ClusterSpec) -> AsyncIterator[Run]:
     """A cluster whose drills wait for `pgha approve` (the default outside the lab)."""
     assert spec.drill.require_approval
-    fake = FakeDrillCluster()
-    task_queue = f"drill-{uuid.uuid4()}"
-    async with build_worker(env.client, task_queue, workflows=[Drill],
-                            activities=fake.activities()):  # fmt: skip
-        yield Run(env, spec, fake, task_queue)
+    async with drills_on(env, spec, FakeDrillCluster()) as r:
+        yield r
 
 
 async def waiting_for_approval(handle: object) -> None:
