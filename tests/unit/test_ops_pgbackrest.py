@@ -27,6 +27,7 @@ from pgha.hosts.ops.ssh_trust import (
     ensure_trust,
     known_host_entry,
     managed_text,
+    shared_connection_entries,
 )
 from tests.unit.fakes import FakeHost
 
@@ -286,6 +287,8 @@ async def test_ensure_trust_writes_both_files_keeping_operator_keys() -> None:
         .on(f"pgha-file-state {ssh}/authorized_keys", state())
         .on(f"cat -- {ssh}/authorized_keys", "ssh-ed25519 AAAAOPERATOR admin\n")
         .on(f"pgha-file-state {ssh}/known_hosts", "absent\n")
+        .on(f"pgha-file-state {ssh}/config", state())
+        .on(f"cat -- {ssh}/config", "Host *\n    ServerAliveInterval 30\n")
         .on("mktemp")
     )
     out = await ensure_trust(host, POSTGRES, "lab", [(identity(), "10.77.0.11", 22)])
@@ -294,6 +297,15 @@ async def test_ensure_trust_writes_both_files_keeping_operator_keys() -> None:
     assert written[0] is not None and written[0].startswith("ssh-ed25519 AAAAOPERATOR admin\n")
     assert f'from="10.77.0.11",restrict {PUB}' in written[0]
     assert written[1] is not None and f"10.77.0.11 {HOSTKEY}" in written[1]
+    assert written[2] is not None and written[2].startswith("Host *\n    ServerAliveInterval 30\n")
+    assert "Host 10.77.0.11\n    ControlMaster auto\n" in written[2]
+
+
+def test_shared_connection_names_the_port_only_when_not_22() -> None:
+    assert "    Port 2222" in shared_connection_entries("10.77.0.31", 2222)
+    block = shared_connection_entries("10.77.0.31")
+    assert block[0] == "Host 10.77.0.31" and not any("Port" in line for line in block)
+    assert "    ControlPath ~/.ssh/pgha-mux-%C" in block
 
 
 # --- pgBackRest ops -------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def test_haproxy_cfg_routes_by_patroni_health_checks() -> None:
     for lines in (primary, replicas):
         assert (
             "default-server inter 1s fastinter 500ms downinter 500ms fall 2 rise 1 "
-            "on-marked-down shutdown-sessions"
+            "on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down"
         ) in lines
 
 
