@@ -179,6 +179,34 @@ def agreed_health(views: list[PatroniStatus], members: int, max_lag: int) -> lis
     return sorted({p for v in views for p in healthy(v, members, max_lag)})
 
 
+#: A member that failed to start and has not run since for this long is stuck: Patroni
+#: retries the start every loop, but a member whose data cannot follow the leader (a dead
+#: timeline in the archive, a diverged history) fails each time. Waiting out the whole
+#: heal timeout for it only delays the next remedy.
+STUCK_AFTER_S = 45.0
+
+
+#: States of a member between two attempts to start it.
+RETRYING_START = ("start failed", "starting", "stopped", "crashed")
+
+
+class StartFailures:
+    """Since when each member has failed to start without running since. Pure."""
+
+    def __init__(self) -> None:
+        self.since: dict[str, float] = {}
+
+    def stuck(self, views: list[PatroniStatus], now: float) -> list[str]:
+        """Note ``views`` seen at ``now`` (monotonic seconds); the members stuck by then."""
+        for view in views[:1]:
+            for m in view.members:
+                if m.state == "start failed":
+                    self.since.setdefault(m.name, now)
+                elif m.state not in RETRYING_START:  # running, or a reinit's basebackup
+                    self.since.pop(m.name, None)
+        return sorted(n for n, t in self.since.items() if now - t >= STUCK_AFTER_S)
+
+
 async def _await_leader(step: HostStep) -> FailoverSeen:
     """Poll every member's view until a running leader other than ``params["not"]``
     shows (see :func:`wait_leader`), noting when the old leader first stopped showing as
@@ -280,9 +308,16 @@ async def wait_healthy(step: HostStep) -> PatroniStatus:
     members = len(step.spec.hosts_with(Role.postgres))
     deadline = time.monotonic() + within
     problems = ["no member answered"]
+    failures = StartFailures()
     async with heartbeating():
         while time.monotonic() < deadline:
             views = await _views(step.spec)
+            stuck = failures.stuck(views, time.monotonic())
+            if stuck:
+                raise permanent(
+                    f"the cluster is not whole: {', '.join(stuck)} failed to start and has "
+                    f"not run for {STUCK_AFTER_S:g} s", "NotHealed",
+                )  # fmt: skip
             problems = agreed_health(views, members, max_lag)
             leader = leader_of(views[0]) if views else None
             if not problems and leader is not None:

@@ -14,6 +14,7 @@ from temporalio import activity
 from pgha.activities.cluster_secrets import render_secrets
 from pgha.activities.common import heartbeating, open_host
 from pgha.activities.converge import permanent, rendering, step_result, translated
+from pgha.checks.patroni_risks import stalled_leader_risk
 from pgha.errors import CommandFailed
 from pgha.hosts.facts import patroni as facts
 from pgha.hosts.facts.files import file_state
@@ -84,6 +85,8 @@ async def ensure_config(step: HostStep) -> StepResult:
     ):
         data = await check_data_dir(host, spec)
         mode, outcomes, warning = await ops.ensure_watchdog(host, spec.watchdog.value)
+        version = await facts.patroni_version(host)
+        risk = stalled_leader_risk(version, mode) if version else None
         dirs, warnings = await ops.ensure_directories(
             host, spec.postgres.data_path, pgpass_path(spec)
         )
@@ -94,7 +97,7 @@ async def ensure_config(step: HostStep) -> StepResult:
     return step_result(
         step.host,
         outcomes,
-        warnings=[w for w in [warning, *warnings] if w],
+        warnings=[w for w in [warning, risk, *warnings] if w],
         facts={"watchdog": mode, "data_dir": data.kind},
     )
 

@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime
 
 from pgha.activities.drill import (
+    STUCK_AFTER_S,
+    StartFailures,
     diverged,
     healthy,
     not_streaming,
@@ -95,3 +97,36 @@ def test_a_running_leader_or_disagreeing_views_are_not_stuck() -> None:
     ])  # fmt: skip
     assert stuck_leader([running]) is None
     assert stuck_leader([running, other]) is None
+
+
+def test_a_member_that_keeps_failing_to_start_is_stuck_after_a_while() -> None:
+    failures = StartFailures()
+    failed = PatroniStatus(source="db2", members=[
+        _member("db1", "replica", "start failed", None),
+        _member("db2", "leader", "running", None),
+    ])  # fmt: skip
+    starting = PatroniStatus(source="db2", members=[
+        _member("db1", "replica", "starting", None),
+        _member("db2", "leader", "running", None),
+    ])  # fmt: skip
+    assert failures.stuck([failed], 100.0) == []
+    assert failures.stuck([starting], 120.0) == []  # a retry is not a recovery
+    assert failures.stuck([failed], 100.0 + STUCK_AFTER_S) == ["db1"]
+
+
+def test_a_member_that_runs_again_is_not_stuck() -> None:
+    failures = StartFailures()
+    failures.stuck([PatroniStatus(source="db2", members=[
+        _member("db1", "replica", "start failed", None)])], 0.0)  # fmt: skip
+    failures.stuck([PatroniStatus(source="db2", members=[
+        _member("db1", "replica", "streaming", 0)])], 10.0)  # fmt: skip
+    assert failures.stuck([], STUCK_AFTER_S + 1) == []
+
+
+def test_a_member_being_reinitialised_is_not_stuck() -> None:
+    failures = StartFailures()
+    failures.stuck([PatroniStatus(source="db2", members=[
+        _member("db1", "replica", "start failed", None)])], 0.0)  # fmt: skip
+    failures.stuck([PatroniStatus(source="db2", members=[
+        _member("db1", "replica", "creating replica", None)])], 5.0)  # fmt: skip
+    assert failures.stuck([], STUCK_AFTER_S + 1) == []

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from pgha.checks.failover_floor import parse_patroni_version
 from pgha.hosts.host import Host
 
 #: What Patroni writes at the top of every postgresql.conf it manages.
@@ -248,3 +249,13 @@ async def replication(host: Host, port: int) -> list[Replication]:
     """
     out = await host.run(psql(port, REPLICATION_SQL), label="psql")
     return parse_replication(out.stdout)
+
+
+async def patroni_version(host: Host) -> tuple[int, int, int] | None:
+    """The installed Patroni's version (``patroni --version``), or None when it cannot be
+    told (not installed, or output pgha does not recognise). Read-only."""
+    out = await host.run(["patroni", "--version"], check=False, label="patroni --version")
+    try:
+        return parse_patroni_version(out.stdout) if out.ok else None
+    except ValueError:
+        return None
