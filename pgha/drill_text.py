@@ -64,7 +64,7 @@ def drill_summary(report: DrillReport) -> str:
         lines.append(patroni_times_line(report.patroni_times))
     if report.verdict is not None:
         lines += _verdict_lines(report.verdict)
-    lines.append(f"healed: {'yes' if report.healed else 'NO'} ({'; '.join(report.healing)})")
+    lines += _healing_lines(report.healed, report.healing)
     if report.reinitialised:
         lines.append(
             "reinitialised from the leader (their data had diverged): "
@@ -73,3 +73,12 @@ def drill_summary(report: DrillReport) -> str:
     lines.append("timeline of the drill (seconds from the start):")
     lines += [f"  {e.at:7.2f}  {e.name}  {e.detail}" for e in report.events]
     return "\n".join(lines) + "\n"
+
+
+def _healing_lines(healed: bool, steps: list[str]) -> list[str]:
+    """One line when healing took one step; else the outcome and then each step in order,
+    so a step that did not heal (and the one after it that did) read as a sequence."""
+    outcome = "yes" if healed else "NO"
+    if len(steps) <= 1:
+        return [f"healed: {outcome}" + (f" ({steps[0]})" if steps else "")]
+    return [f"healed: {outcome}, in {len(steps)} steps:", *(f"  - {step}" for step in steps)]

@@ -189,3 +189,12 @@ def test_report_command_png_unwritable_path_says_where(tmp_path: Path) -> None:
     assert f"cannot write the timeline picture of report {stored.id} to {out}" in " ".join(
         result.output.split()
     )
+
+
+def test_drill_summary_lists_healing_steps_in_order_when_there_were_several() -> None:
+    steps = ["SIGCONT to 13 postgres processes", "the cluster is not whole after 240 s: db1",
+             "reinitialised db1 from db2"]  # fmt: skip
+    text = drill_summary(drill_report().model_copy(update={"healing": steps, "healed": True}))
+    assert "healed: yes, in 3 steps:\n  - SIGCONT to 13 postgres processes\n  - the cluster" in text
+    one = drill_summary(drill_report().model_copy(update={"healing": steps[:1], "healed": False}))
+    assert "healed: NO (SIGCONT to 13 postgres processes)\n" in one
