@@ -19,6 +19,7 @@ from pgha.checks.status import (
     parse_patroni_cluster,
     parse_pgbackrest_info,
 )
+from pgha.hosts.facts.http import http_get as get_on_host
 from pgha.hosts.host import Host
 from pgha.render.etcd import etcd_client_urls
 from pgha.status_models import BackupStatus, EtcdStatus, PatroniStatus, ProxyStatus
@@ -29,13 +30,8 @@ READ_TIMEOUT_S = 8
 
 
 async def http_get(host: Host, url: str) -> str:
-    """GET ``url`` from the host itself (the bare image has python3 but no curl)."""
-    script = (
-        "import sys, urllib.request as u; "
-        f"sys.stdout.write(u.urlopen({url!r}, timeout=5).read().decode())"
-    )
-    out = await host.run(["python3", "-c", script], timeout=READ_TIMEOUT_S, label="http-get")
-    return out.stdout
+    """GET ``url`` from the host itself (pgha.hosts.facts.http: bash, no curl needed)."""
+    return await get_on_host(host, url, READ_TIMEOUT_S)
 
 
 @activity.defn(name="status.patroni")
