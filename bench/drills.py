@@ -9,7 +9,7 @@ a data point (passed false, with its reason); a refused one (the cluster is not 
 is retried once after the cluster had up to 2 minutes to become whole, then the bench
 stops, writing what it has.
 
---preset fast sets Patroni's DCS timers to the fast-failover preset (ttl 8, loop_wait 2,
+--preset fast sets Patroni's DCS timers to the fast-failover preset (ttl 7, loop_wait 1,
 retry_timeout 3; docs/failover-tuning.md) with `patronictl edit-config` for the run, and
 puts the old values back afterwards, also on Ctrl-C.
 

@@ -49,10 +49,14 @@ NO_FLOOR = frozenset({Scenario.switchover, Scenario.stop_patroni, Scenario.kill_
 #: Patroni's timers are not on the write path at all.
 ZERO_FLOOR = frozenset({Scenario.etcd_member_loss, Scenario.proxy_loss})
 
-#: The "fast failover" preset (docs/failover-tuning.md): 2 + 2*3 = 8 <= 8, Patroni's rule
-#: holds with no slack. Patroni 3.2 and later raise a ttl under 20 to 20 (see
+#: The "fast failover" preset (docs/failover-tuning.md): 1 + 2*3 = 7 <= 7, Patroni's rule
+#: holds with no slack. retry_timeout stays at 3 (Patroni 3.2's minimum; with 3 etcd members
+#: each request gets about 1 s); loop_wait 1 makes the leader refresh its key every second,
+#: so the key outlives a lost leader by 6-7 s. ttl 8 / loop_wait 2 measured 10.3 s median
+#: for host-loss on the lab (6-8 s of key, 2 s of Patroni's REST timeout towards the lost
+#: member in the leader race, the promotion). Patroni 3.2 and later raise a ttl under 20 to 20 (see
 #: :func:`effective_timers`); the lab's Debian Patroni 3.0.2 takes it as it is.
-FAST_FAILOVER = PatroniSettings(ttl=8, loop_wait=2, retry_timeout=3)
+FAST_FAILOVER = PatroniSettings(ttl=7, loop_wait=1, retry_timeout=3)
 #: The DCS keys the preset sets; everything else in PatroniSettings is left alone.
 TIMERS = ("ttl", "loop_wait", "retry_timeout")
 

@@ -31,7 +31,7 @@ def test_floor_ttl_bound_scenario_is_ttl_and_best_case_ttl_minus_loop_wait(
     assert floor_s(scenario, DEFAULT) == 30.0
     assert best_case_s(scenario, DEFAULT) == 20.0
     assert timer_bound_s(scenario, DEFAULT) == 30.0
-    assert floor_s(scenario, FAST_FAILOVER) == 8.0
+    assert floor_s(scenario, FAST_FAILOVER) == 7.0
     assert best_case_s(scenario, FAST_FAILOVER) == 6.0
 
 
@@ -46,7 +46,7 @@ def test_floor_scenario_without_timer_floor_is_none(scenario: Scenario) -> None:
 def test_timer_bound_kill_postgres_is_loop_wait() -> None:
     # Patroni sees the dead postmaster at its next cycle, at most loop_wait later.
     assert timer_bound_s(Scenario.kill_postgres, DEFAULT) == 10.0
-    assert timer_bound_s(Scenario.kill_postgres, FAST_FAILOVER) == 2.0
+    assert timer_bound_s(Scenario.kill_postgres, FAST_FAILOVER) == 1.0
     assert timer_bound_s(Scenario.switchover, DEFAULT) == 0.0
 
 
@@ -63,9 +63,9 @@ def test_every_scenario_has_a_floor_decision() -> None:
 
 def test_fast_failover_preset_obeys_patronis_rule_exactly() -> None:
     p = FAST_FAILOVER
-    assert (p.ttl, p.loop_wait, p.retry_timeout) == (8, 2, 3)
+    assert (p.ttl, p.loop_wait, p.retry_timeout) == (7, 1, 3)
     assert obeys_rule(p)
-    assert p.loop_wait + 2 * p.retry_timeout == p.ttl  # no slack: 2 + 2*3 = 8
+    assert p.loop_wait + 2 * p.retry_timeout == p.ttl  # no slack: 1 + 2*3 = 7
     assert floor_s(Scenario.host_loss, p) is not None
     assert floor_s(Scenario.host_loss, p) < 10  # type: ignore[operator]
 
@@ -76,9 +76,9 @@ def test_obeys_rule_violation_is_caught() -> None:
 
 
 def test_watchdog_slack_fast_preset_with_pghas_margin_is_one_second() -> None:
-    # pgha renders safety_margin 5: the watchdog fires 3 s after the last keepalive.
+    # pgha renders safety_margin 5: the watchdog fires 2 s after the last keepalive.
     assert watchdog_slack_s(FAST_FAILOVER, WATCHDOG_SAFETY_MARGIN) == 1
-    assert watchdog_slack_s(FAST_FAILOVER, -1) == 2  # ttl // 2 = 4
+    assert watchdog_slack_s(FAST_FAILOVER, -1) == 2  # ttl // 2 = 3
     assert watchdog_slack_s(DEFAULT, WATCHDOG_SAFETY_MARGIN) == 15
     assert watchdog_slack_s(PatroniSettings(ttl=6, loop_wait=2, retry_timeout=2), 5) < 0
 
@@ -86,7 +86,7 @@ def test_watchdog_slack_fast_preset_with_pghas_margin_is_one_second() -> None:
 def test_with_timers_keeps_the_clusters_other_patroni_settings() -> None:
     base = PatroniSettings(synchronous_mode=True, maximum_lag_on_failover=0)
     fast = with_timers(base, FAST_FAILOVER)
-    assert (fast.ttl, fast.loop_wait, fast.retry_timeout) == (8, 2, 3)
+    assert (fast.ttl, fast.loop_wait, fast.retry_timeout) == (7, 1, 3)
     assert fast.synchronous_mode and fast.maximum_lag_on_failover == 0
 
 
@@ -103,7 +103,7 @@ def test_effective_timers_before_3_2_are_taken_as_they_are() -> None:
 
 def test_effective_timers_from_3_2_raise_ttl_to_20() -> None:
     eff = effective_timers(FAST_FAILOVER, (3, 2, 0))
-    assert (eff.ttl, eff.loop_wait, eff.retry_timeout) == (20, 2, 3)
+    assert (eff.ttl, eff.loop_wait, eff.retry_timeout) == (20, 1, 3)
     assert floor_s(Scenario.host_loss, eff) == 20.0
 
 
