@@ -98,6 +98,9 @@ class Verdict(Model):
     duplicates: list[int] = []
     #: First failed write to first acknowledged write after it (the longest such gap).
     write_gap_s: float = 0.0
+    #: When that gap began (the failed attempt's send time), seconds since the probe
+    #: started; None when no write failed (and in reports made before 2026-12-03).
+    write_gap_from_s: float | None = None
     read_gap_s: float = 0.0
     #: Slowest acknowledged commit (a stall without errors is unavailability too).
     max_commit_s: float = 0.0

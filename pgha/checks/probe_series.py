@@ -59,8 +59,9 @@ def longest_write_outage(series: ProbeSeries) -> tuple[float, float] | None:
 
     It starts at a bucket with failed or unknown writes and no acknowledged one, and ends
     where the next bucket with an acknowledged write starts (or at the end of the series
-    when none came). Bucket-coarse: the verdict's ``write_gap_s`` is the exact figure; this
-    is what the picture shades.
+    when none came). Bucket-coarse, and a bucket that also holds an acknowledged write
+    starts none, so a hung first write is missed: the picture shades the verdict's exact
+    window instead when the verdict has one (reports since 2026-12-03).
     """
     stretches: list[tuple[float, float]] = []
     start: float | None = None

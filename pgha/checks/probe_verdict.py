@@ -14,25 +14,33 @@ from collections.abc import Sequence
 from pgha.drill_models import Outcome, ProbeLog, ReadAttempt, Verdict, WriteAttempt
 
 
-def longest_gap(attempts: Sequence[tuple[float, float, bool]]) -> float:
-    """The longest stretch from a failed attempt to the next success, in seconds.
+def longest_gap_window(attempts: Sequence[tuple[float, float, bool]]) -> tuple[float, float]:
+    """The longest stretch from a failed attempt to the next success, as (start, length) in
+    seconds; (0.0, 0.0) when nothing failed.
 
     :param attempts: (sent, done, ok) in the order they were made.
     """
-    longest, failed_at = 0.0, None
+    best, failed_at = (0.0, 0.0), None
     for sent, done, ok in attempts:
         if not ok:
             failed_at = sent if failed_at is None else failed_at
         elif failed_at is not None:
-            longest = max(longest, done - failed_at)
+            if done - failed_at > best[1]:
+                best = (failed_at, done - failed_at)
             failed_at = None
     if failed_at is not None and attempts:  # never recovered while the probe ran
-        longest = max(longest, attempts[-1][1] - failed_at)
-    return round(longest, 3)
+        if attempts[-1][1] - failed_at > best[1]:
+            best = (failed_at, attempts[-1][1] - failed_at)
+    return round(best[0], 3), round(best[1], 3)
 
 
-def _write_gaps(writes: Sequence[WriteAttempt]) -> float:
-    return longest_gap([(w.sent, w.done, w.outcome is Outcome.ok) for w in writes])
+def longest_gap(attempts: Sequence[tuple[float, float, bool]]) -> float:
+    """The length of :func:`longest_gap_window`, in seconds."""
+    return longest_gap_window(attempts)[1]
+
+
+def _write_gap(writes: Sequence[WriteAttempt]) -> tuple[float, float]:
+    return longest_gap_window([(w.sent, w.done, w.outcome is Outcome.ok) for w in writes])
 
 
 def _read_gaps(reads: Sequence[ReadAttempt]) -> float:
@@ -60,6 +68,7 @@ def judge(log: ProbeLog) -> Verdict:
               if w.outcome is Outcome.failed and log.present.get(w.seq, 0) > 0]  # fmt: skip
     unknown = [w.seq for w in log.writes if w.outcome is Outcome.unknown]
     strangers = [seq for seq in log.present if seq not in by_seq]
+    gap_from, gap = _write_gap(log.writes)
     return Verdict(
         acknowledged=len(acked),
         lost=[w.seq for w in lost],
@@ -68,7 +77,8 @@ def judge(log: ProbeLog) -> Verdict:
         recovered=[s for s in unknown if log.present.get(s, 0) > 0],
         unknown_absent=[s for s in unknown if log.present.get(s, 0) == 0],
         duplicates=sorted(s for s, n in log.present.items() if n > 1),
-        write_gap_s=_write_gaps(log.writes),
+        write_gap_s=gap,
+        write_gap_from_s=gap_from if gap else None,
         read_gap_s=_read_gaps(log.reads),
         max_commit_s=round(max((w.done - w.sent for w in acked), default=0.0), 3),
     )

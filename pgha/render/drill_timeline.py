@@ -50,6 +50,15 @@ class Mark:
     style: str = "--"
 
 
+def _outage(report: DrillReport, series: ProbeSeries) -> tuple[float, float] | None:
+    """The window to shade: the verdict's exact longest write gap (first failed attempt's
+    send time to the next success), else the bucket-coarse one from the series."""
+    v = report.verdict
+    if v is not None and v.write_gap_from_s is not None and v.write_gap_s > 0:
+        return v.write_gap_from_s, v.write_gap_from_s + v.write_gap_s
+    return longest_write_outage(series)
+
+
 def marks(report: DrillReport, series: ProbeSeries) -> list[Mark]:
     """The report's events (and Patroni's times, when known) on the probe's clock, in
     time order. Events outside the probe's run (an approval before it) are left out: the
@@ -157,11 +166,10 @@ def timeline_png(report: DrillReport) -> bytes | None:
         Patch(color=FAILED, label="failed"),
         Patch(color=UNKNOWN, label="outcome unknown"),
     ]
-    outage = longest_write_outage(series)
+    outage = _outage(report, series)
     if outage is not None:
         for ax in (top, bottom):
             ax.axvspan(*outage, color=OUTAGE, alpha=0.1, lw=0, zorder=0)  # behind the bars
-        # No figure in the label: it is bucket-coarse, the title's is the exact one.
         handles.append(Patch(color=OUTAGE, alpha=0.15, label="longest write outage"))
     _draw_marks(top, bottom, marks(report, series))
     unit = f"{series.bucket_s:g} s"

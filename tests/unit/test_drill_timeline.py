@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from pgha.drill_models import ProbeSeries
-from pgha.render.drill_timeline import marks, timeline_png
+from pgha.render.drill_timeline import _outage, marks, timeline_png
 from tests.unit.drill_samples import PROBE_START, T0, drill_report, event
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -77,3 +77,14 @@ def test_marks_use_when_even_if_at_disagrees() -> None:
     report = drill_report(events=[ev], patroni_times=None)
     assert report.series is not None
     assert [m.x for m in marks(report, report.series)] == [pytest.approx(6.0)]
+
+
+def test_the_shaded_outage_is_the_verdicts_when_it_knows_where_it_began() -> None:
+    report = drill_report()
+    assert report.verdict is not None and report.series is not None
+    exact = report.model_copy(update={"verdict": report.verdict.model_copy(
+        update={"write_gap_from_s": 3.3, "write_gap_s": 35.6})})  # fmt: skip
+    assert _outage(exact, report.series) == (3.3, pytest.approx(38.9))
+    older = report.model_copy(update={"verdict": report.verdict.model_copy(
+        update={"write_gap_from_s": None})})  # fmt: skip
+    assert _outage(older, report.series) is not None  # from the buckets, as before

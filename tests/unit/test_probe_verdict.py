@@ -30,6 +30,7 @@ def test_a_clean_failover_loses_nothing_and_measures_the_gap() -> None:
     assert v.safe and v.acknowledged == 3
     assert v.recovered == [3] and v.unknown_absent == []
     assert v.write_gap_s == pytest.approx(3.1 - 0.2)  # first non-ack at 0.2, ack at 3.1
+    assert v.write_gap_from_s == pytest.approx(0.2)
     assert v.read_gap_s == pytest.approx(1.5)
     assert v.max_commit_s == pytest.approx(0.2)
 
@@ -72,3 +73,9 @@ def test_a_stale_view_that_looks_whole_is_not_taken_for_healed() -> None:
         "members disagree on the leader (db1, db2)"
     ]
     assert agreed_health([view("db2")] * 2, 3, 0) == ["2 of 3 members answer"]
+
+
+def test_no_failed_write_has_no_gap_start() -> None:
+    log = ProbeLog(run="r", started_at=T0, writes=[w(1, 0.0, Outcome.ok)], present={1: 1})
+    v = judge(log)
+    assert v.write_gap_s == 0 and v.write_gap_from_s is None
