@@ -154,7 +154,9 @@ def shared_connection_entries(address: str, port: int = 22) -> list[str]:
     three or four times (the last segment, the next timeline's history) and cannot be
     interrupted by one, so a switchover's write gap lost about 1.5 s to it. Shared, a call
     takes about 0.13 s. ControlPersist keeps the connection a while after the last use;
-    ServerAlive* notices a dead peer in about 6 s (a new login then starts a new master);
+    ServerAlive* gives up on a peer that stopped answering after about 15 s (a new login
+    then starts a new master; without sharing, a login to a dead host waits for TCP's
+    connect timeout), tolerant enough not to cut a busy repository host's channels;
     OpenSSH unlinks a stale socket left by a reboot. pgBackRest opens a few channels at a
     time (process-max), well under sshd's default MaxSessions 10 per connection.
     """
@@ -166,7 +168,7 @@ def shared_connection_entries(address: str, port: int = 22) -> list[str]:
         "    ControlMaster auto",
         "    ControlPath ~/.ssh/pgha-mux-%C",
         "    ControlPersist 300",
-        "    ServerAliveInterval 2",
+        "    ServerAliveInterval 5",
         "    ServerAliveCountMax 3",
     ]
 
