@@ -44,6 +44,15 @@ WAIT = ActivityPolicy(
 )
 
 
+#: One `pgbackrest check` after healing: it waits for a switched segment itself (archive
+#: timeout), and a retry would only hide a stall the report must show.
+ONCE = ActivityPolicy(
+    start_to_close=timedelta(minutes=6),
+    heartbeat=timedelta(seconds=30),
+    retry=RetryPolicy(maximum_attempts=1),
+)
+
+
 class DrillRefused(Exception):
     pass
 
@@ -360,6 +369,29 @@ class Drill:
             self._event("history unreadable", failure_text(err))
 
     async def _heal(self, spec: ClusterSpec) -> tuple[bool, PatroniStatus | None, list[str]]:
+        """Put the members back (:meth:`_heal_members`), then check that the primary's WAL
+        reaches the repository: a cluster whose archiving stalled after the role changes
+        (a stale segment the archive holds with other content) is not healed, whatever
+        its members look like."""
+        healed, view, done = await self._heal_members(spec)
+        repos = spec.hosts_with(Role.backup_repo)
+        # Drills started before this check replay without it.
+        if not (healed and spec.backup.enabled and repos and workflow.patched("heal-archiving")):
+            return healed, view, done
+        try:
+            took = await self.tracker.run(
+                "archiving", "archiving works on the primary", repos[0].name,
+                ONCE.execute("backup.check_archiving", HostStep(spec=spec, host=repos[0].name),
+                             float, summary="pgbackrest check"),
+                lambda s: (StepState.ok, f"WAL reached the repository; check took {s:.1f} s"),
+            )  # fmt: skip
+        except ActivityError as err:
+            return False, view, [*done, f"archiving does not work: {failure_text(err)}"]
+        return True, view, [*done, f"archiving works (pgbackrest check, {took:.1f} s)"]
+
+    async def _heal_members(
+        self, spec: ClusterSpec
+    ) -> tuple[bool, PatroniStatus | None, list[str]]:
         """Undo the fault (start what was stopped), then wait for every member to stream
         again with no lag (Patroni restarts a killed postmaster and rewinds a former
         primary itself)."""

@@ -45,6 +45,8 @@ class FakeDrillCluster:
         self.dead_timeline = False
         self.set_aside = False
         self.fault_hangs = False
+        #: The new primary's archiving is stalled after the drill (pgbackrest check fails).
+        self.archiving_broken = False
         self.fault_started = asyncio.Event()
         self.saved: list[DrillReport] = []
 
@@ -59,6 +61,14 @@ class FakeDrillCluster:
 
     def activities(self) -> list[Callable[..., Any]]:
         c = self
+
+        @activity.defn(name="backup.check_archiving")
+        async def check_archiving(step: HostStep) -> float:
+            c.calls.append("check_archiving")
+            if c.archiving_broken:
+                raise permanent("[082]: WAL segment 0000000200000000000000AB was not archived "
+                                "before the 60000ms timeout", "ArchivingBroken")  # fmt: skip
+            return 1.5
 
         @activity.defn(name="drill.wait_healthy")
         async def wait_healthy(step: HostStep) -> PatroniStatus:
@@ -167,5 +177,5 @@ class FakeDrillCluster:
             return "report-1"
 
         return [wait_healthy, wait_leader, watch_failover, patroni_history, reinit_diverged,
-                set_aside, release,
+                set_aside, release, check_archiving,
                 switchover, kill_postgres, systemctl, probe, etcd, proxy, save]  # fmt: skip

@@ -78,6 +78,17 @@ async def test_switchover_drill_moves_the_leader_and_judges_every_write(run: Run
     assert report.series is not None  # the timeline picture's data
     assert sum(b.writes_ok for b in report.series.buckets) == report.verdict.acknowledged
     assert run.fake.saved == [report]
+    assert report.healing[-1] == "archiving works (pgbackrest check, 1.5 s)"
+
+
+async def test_a_drill_after_which_archiving_stalls_is_not_healed(run: Run) -> None:
+    run.fake.archiving_broken = True
+    failure = await run.failure(Scenario.switchover)
+    assert failure.type == "DrillFailed" and "did not heal" in failure.message
+    report = run.fake.saved[-1]
+    assert not report.healed and report.verdict is not None and report.verdict.safe
+    assert report.healing[-1].startswith("archiving does not work: ")
+    assert "0000000200000000000000AB was not archived" in report.healing[-1]
 
 
 async def test_a_failover_drill_reports_patronis_detection_and_promotion(run: Run) -> None:
@@ -112,11 +123,12 @@ async def test_healing_sets_aside_a_dead_timeline_when_copies_still_cannot_start
     assert report.healed, report.healing
     after_fault = run.fake.calls[run.fake.calls.index("fault") :]
     repo = run.spec.hosts_with(Role.backup_repo)[0].name
-    assert after_fault[-5:] == [
+    assert after_fault[-6:] == [
         "wait_healthy",
         f"set_aside on {repo}",
         "reinit",
         "wait_healthy",
+        "check_archiving",
         "history",
     ]
     assert any("set aside timeline 11" in line for line in report.healing)
@@ -162,7 +174,8 @@ async def test_a_drill_cancelled_during_the_fault_still_heals_and_reports(run: R
         await handle.result()
     run.fake.fault_hangs = False
     assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
-    assert run.fake.calls[-1] == "wait_healthy"  # healing ran after the cancellation
+    # Healing ran after the cancellation, the archiving check last.
+    assert run.fake.calls[-2:] == ["wait_healthy", "check_archiving"]
     report = run.fake.saved[-1]
     assert report.healed and "cancelled" in report.reason
 
