@@ -274,10 +274,13 @@ async def test_pgbackrest_trust_both_ways_without_prompts_only_from_peers(
         assert (code, out) == (0, db)
         code, out = await su(db, "postgres", f"{ssh} {REPO_USER}@10.77.0.31 hostname")
         assert (code, out) == (0, REPO)
-    # from="...": the same key from another address of backup1 is refused.
+    # from="...": the same key from another address of backup1 is refused. A new
+    # connection (ControlPath=none): pgha's shared one, already open from 10.77.0.31, would
+    # carry the command without sshd seeing the other address.
     await sh(REPO, "ip", "addr", "add", "10.77.0.99/24", "dev", "eth0")
     try:
-        code, out = await su(REPO, REPO_USER, f"{ssh} -b 10.77.0.99 postgres@10.77.0.11 true")
+        fresh = f"{ssh} -o ControlPath=none -b 10.77.0.99"
+        code, out = await su(REPO, REPO_USER, f"{fresh} postgres@10.77.0.11 true")
         assert code != 0 and "Permission denied" in out
     finally:
         await sh(REPO, "ip", "addr", "del", "10.77.0.99/24", "dev", "eth0")
