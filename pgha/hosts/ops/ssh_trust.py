@@ -158,7 +158,10 @@ def shared_connection_entries(address: str, port: int = 22) -> list[str]:
     then starts a new master; without sharing, a login to a dead host waits for TCP's
     connect timeout), tolerant enough not to cut a busy repository host's channels;
     OpenSSH unlinks a stale socket left by a reboot. pgBackRest opens a few channels at a
-    time (process-max), well under sshd's default MaxSessions 10 per connection.
+    time (process-max), well under sshd's default MaxSessions 10 per connection. Commands
+    sent over the shared connection are not checked again against authorized_keys'
+    ``from=``: the socket lives in the user's own ~/.ssh (0700), so only that user, who
+    already holds the authenticated connection, can use it.
     """
     entries = [f"Host {address}"]
     if port != 22:
