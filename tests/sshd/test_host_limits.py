@@ -159,6 +159,11 @@ async def test_run_refused_channels_are_retried_and_long_command_survives(
     # Let pgha open more channels than the test sshd's MaxSessions 10, as happens when
     # a hardened sshd allows fewer than pgha's own limit.
     monkeypatch.setattr(connections, "MAX_CHANNELS_PER_CONNECTION", 40)
+    # 40 commands through 9 free sessions retry in step; on a loaded 2-core machine the
+    # product's 7 s schedule sometimes ran out before the last got a channel. A longer
+    # tail here tests the same thing (refusals are retried, nothing else is hurt).
+    monkeypatch.setattr(host_module, "CHANNEL_OPEN_RETRY_S",
+                        (*host_module.CHANNEL_OPEN_RETRY_S, 3.0, 3.0, 3.0))  # fmt: skip
     refused = 0
     async with connect(own_pool(sshd, tmp_path)) as host:
         real = host._conn.create_process
