@@ -470,9 +470,11 @@ async def pgha_schedule(
 ) -> subprocess.CompletedProcess[str]:
     environ = dict(os.environ, PGHA_TEMPORAL_ADDRESS=env.client.service_client.config.target_host,
                    PGHA_STATE_DIR=str(tmp_path / "state"), PGHA_TASK_QUEUE="cli-test")  # fmt: skip
-    code = "from pgha.schedule_cli import schedule_app; schedule_app()"
+    # Through pgha's own entry point, as a user runs it: it exits without interpreter
+    # finalization, which the Temporal SDK's threads can abort (sdk-python issue #300).
+    code = "from pgha.cli import main; main()"
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-c", code, *args], cwd=ROOT, env=environ,
+        subprocess.run, [sys.executable, "-c", code, "schedule", *args], cwd=ROOT, env=environ,
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 
