@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from pgha.activities import (
+    archiving,
     backup,
     drill,
     etcd,
@@ -82,6 +83,7 @@ ACTIVITIES: list[Callable[..., Any]] = [
     postgres.verify_end_to_end,
     backup.list_sets,
     backup.check_archiving,
+    archiving.release_stale_ready,
     backup.take,
     backup.expire,
     restore_verify.write_sentinel,

@@ -24,8 +24,13 @@ from pgha.hosts.ops import patroni as ops
 from pgha.hosts.ops.patroni import PATRONI_UNIT, ConfigFile, DataDirInUse, WatchdogUnavailable
 from pgha.hosts.ops.systemd import ensure_unit
 from pgha.hosts.result import Outcome
-from pgha.render import RenderedFile, etcd_client_urls, patroni_config
-from pgha.render.patroni import PATRONI_CONFIG_PATH, PATRONI_NAMESPACE, bin_dir, pgpass_path
+from pgha.render import RenderedFile, etcd_client_urls, patroni_config, postmaster_watch_files
+from pgha.render.patroni import (
+    PATRONI_CONFIG_PATH,
+    PATRONI_NAMESPACE,
+    bin_dir,
+    pgpass_path,
+)
 from pgha.spec import ClusterSpec, Role, WatchdogMode
 from pgha.steps import HostStep, StepResult
 
@@ -55,6 +60,10 @@ def render(spec: ClusterSpec, host: str, watchdog: WatchdogMode) -> RenderedFile
         return patroni_config(spec.model_copy(update={"watchdog": watchdog}), host, secrets)
 
 
+def as_config_file(f: RenderedFile) -> ConfigFile:
+    return ConfigFile(path=f.path, content=f.content, mode=f.mode, owner=f.owner, group=f.group)
+
+
 async def check_data_dir(host: Host, spec: ClusterSpec) -> facts.DataDir:
     return await ops.check_data_dir(
         host,
@@ -69,9 +78,10 @@ async def check_data_dir(host: Host, spec: ClusterSpec) -> facts.DataDir:
 
 @activity.defn(name="patroni.ensure_config")
 async def ensure_config(step: HostStep) -> StepResult:
-    """Patroni's config (0600 postgres), directories, watchdog, unit enabled but not started.
-    A changed config on a running member reloads Patroni; PostgreSQL is never restarted.
-    Idempotent.
+    """Patroni's config (0600 postgres), directories, watchdog, unit enabled but not started;
+    and the postmaster watcher running (it wakes Patroni when PostgreSQL exits; see
+    pgha/hosts/remote/postmaster_watch.py). A changed config on a running member reloads
+    Patroni; PostgreSQL is never restarted. Idempotent.
 
     facts: ``watchdog`` (the effective mode), ``data_dir`` (absent/empty/cluster).
     :raises ApplicationError: DataDirInUse or WatchdogUnavailable (non-retryable).
@@ -90,10 +100,10 @@ async def ensure_config(step: HostStep) -> StepResult:
         dirs, warnings = await ops.ensure_directories(
             host, spec.postgres.data_path, pgpass_path(spec)
         )
-        f = render(spec, step.host, WatchdogMode(mode))
-        config = ConfigFile(path=f.path, content=f.content, mode=f.mode, owner=f.owner,
-                            group=f.group)  # fmt: skip
+        config = as_config_file(render(spec, step.host, WatchdogMode(mode)))
         outcomes += [*dirs, await ops.ensure_config(host, config), await ops.ensure_enabled(host)]
+        watch = [as_config_file(f) for f in postmaster_watch_files(spec)]
+        outcomes.append(await ops.ensure_postmaster_watch(host, *watch))
     return step_result(
         step.host,
         outcomes,

@@ -38,3 +38,13 @@ class Outcome(BaseModel):
     @classmethod
     def made(cls, summary: str, commands: list[str]) -> Outcome:
         return cls(changed=True, summary=summary, commands=commands)
+
+
+def combine(*outcomes: Outcome) -> Outcome:
+    """One Outcome for several ops: changed if any changed; the summaries of what changed
+    (or, when nothing did, of why not), and every command run."""
+    changed = [o for o in outcomes if o.changed]
+    commands = [c for o in outcomes for c in o.commands]
+    if changed:
+        return Outcome.made("; ".join(o.summary for o in changed), commands)
+    return Outcome.unchanged("; ".join(o.summary for o in outcomes))

@@ -14,7 +14,7 @@ from pgha.render.etcd import etcd_client_urls, etcd_data_dir, etcd_env, etcd_ini
 from pgha.render.files import RenderedFile
 from pgha.render.haproxy import haproxy_cfg
 from pgha.render.keepalived import keepalived_check_script, keepalived_conf
-from pgha.render.patroni import dynamic_config, patroni_config
+from pgha.render.patroni import dynamic_config, patroni_config, postmaster_watch_files
 from pgha.render.pgbackrest import pgbackrest_db_conf, pgbackrest_repo_conf
 from pgha.render.pgbouncer import (
     pgbouncer_auth_sql,
@@ -47,4 +47,5 @@ __all__ = [
     "pgbouncer_ini",
     "pgbouncer_systemd_dropin",
     "pgbouncer_userlist",
+    "postmaster_watch_files",
 ]

@@ -8,6 +8,7 @@ Debian's patroni.service runs ``/usr/bin/patroni /etc/patroni/config.yml`` as po
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib import resources
 from typing import Any
 
 from pgha.render import postgres as pg
@@ -21,6 +22,9 @@ PATRONI_NAMESPACE = "/pgha/"
 WATCHDOG_DEVICE = "/dev/watchdog"
 #: Seconds before the leader key expires that the watchdog fires (Patroni's default).
 WATCHDOG_SAFETY_MARGIN = 5
+POSTMASTER_WATCH_UNIT = "pgha-postmaster-watch.service"
+POSTMASTER_WATCH_UNIT_PATH = f"/etc/systemd/system/{POSTMASTER_WATCH_UNIT}"
+POSTMASTER_WATCH_SCRIPT_PATH = "/usr/local/lib/pgha/postmaster-watch.py"
 
 
 def bin_dir(spec: ClusterSpec) -> str:
@@ -114,3 +118,22 @@ def patroni_config(
     return RenderedFile(
         path=PATRONI_CONFIG_PATH, content=content, mode=0o600, owner="postgres", group="postgres"
     )
+
+
+def postmaster_watch_files(spec: ClusterSpec) -> tuple[RenderedFile, RenderedFile]:
+    """The watcher that wakes Patroni when the postmaster exits: its script and its unit.
+
+    The script is pgha/hosts/remote/postmaster_watch.py as is, under pgha's header; it
+    reads everything else from Patroni's config, so it is the same on every member.
+    """
+    source = (resources.files("pgha.hosts") / "remote" / "postmaster_watch.py").read_text()
+    script = RenderedFile(
+        path=POSTMASTER_WATCH_SCRIPT_PATH, content=f"{header(spec)}\n{source}", mode=0o644
+    )
+    unit = render(
+        "pgha-postmaster-watch.service.j2",
+        header=header(spec),
+        script=POSTMASTER_WATCH_SCRIPT_PATH,
+        patroni_config=PATRONI_CONFIG_PATH,
+    )
+    return script, RenderedFile(path=POSTMASTER_WATCH_UNIT_PATH, content=unit, mode=0o644)

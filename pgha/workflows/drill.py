@@ -371,23 +371,51 @@ class Drill:
     async def _heal(self, spec: ClusterSpec) -> tuple[bool, PatroniStatus | None, list[str]]:
         """Put the members back (:meth:`_heal_members`), then check that the primary's WAL
         reaches the repository: a cluster whose archiving stalled after the role changes
-        (a stale segment the archive holds with other content) is not healed, whatever
-        its members look like."""
+        is not healed, whatever its members look like. The one stall healing undoes is an
+        older timeline's segment the archive holds with other content
+        (pgha/checks/stale_ready.py)."""
         healed, view, done = await self._heal_members(spec)
         repos = spec.hosts_with(Role.backup_repo)
         # Drills started before this check replay without it.
         if not (healed and spec.backup.enabled and repos and workflow.patched("heal-archiving")):
             return healed, view, done
+        repo = repos[0].name
         try:
-            took = await self.tracker.run(
-                "archiving", "archiving works on the primary", repos[0].name,
-                ONCE.execute("backup.check_archiving", HostStep(spec=spec, host=repos[0].name),
-                             float, summary="pgbackrest check"),
-                lambda s: (StepState.ok, f"WAL reached the repository; check took {s:.1f} s"),
+            took = await self._check_archiving(spec, repo, "archiving")
+            return True, view, [*done, f"archiving works (pgbackrest check, {took:.1f} s)"]
+        except ActivityError as err:
+            done = [*done, f"archiving does not work: {failure_text(err)}"]
+        leader = _leader(view)
+        # Drills started before the stale-segment remedy replay without it.
+        if not leader or not workflow.patched("heal-stale-ready"):
+            return False, view, done
+        try:
+            r = await self.tracker.run(
+                "release-ready", "archiver not held on an old timeline", leader,
+                CONVERGE.execute("archiving.release_stale_ready",
+                                 HostStep(spec=spec, host=leader), StepResult,
+                                 summary="release stale WAL segments"),
+                lambda r: (StepState.changed if r.changed else StepState.ok, r.summary),
             )  # fmt: skip
         except ActivityError as err:
-            return False, view, [*done, f"archiving does not work: {failure_text(err)}"]
-        return True, view, [*done, f"archiving works (pgbackrest check, {took:.1f} s)"]
+            return False, view, [*done, failure_text(err)]
+        done.append(r.summary)
+        if not r.changed:
+            return False, view, done
+        self._event("stale WAL released", r.summary)
+        try:
+            took = await self._check_archiving(spec, repo, "archiving-again")
+        except ActivityError as err:
+            return False, view, [*done, f"archiving still does not work: {failure_text(err)}"]
+        return True, view, [*done, f"archiving works again (pgbackrest check, {took:.1f} s)"]
+
+    async def _check_archiving(self, spec: ClusterSpec, repo: str, key: str) -> float:
+        return await self.tracker.run(
+            key, "archiving works on the primary", repo,
+            ONCE.execute("backup.check_archiving", HostStep(spec=spec, host=repo), float,
+                         summary="pgbackrest check"),
+            lambda s: (StepState.ok, f"WAL reached the repository; check took {s:.1f} s"),
+        )  # fmt: skip
 
     async def _heal_members(
         self, spec: ClusterSpec

@@ -24,6 +24,7 @@ from pgha.activities.cluster_secrets import render_secrets
 from pgha.hosts.host import connect
 from pgha.hosts.ops import etcd as etcd_ops
 from pgha.hosts.ops.etcd import EtcdNotHealthy
+from pgha.render.patroni import POSTMASTER_WATCH_UNIT as PATRONI_WAKER
 from pgha.spec import ClusterSpec, WatchdogMode
 from pgha.steps import HostStep, StepResult
 from tests.lab.helpers import docker_exec, eventually
@@ -181,6 +182,42 @@ async def test_second_run_changes_nothing_and_restarts_nothing(
     assert changed == []
     assert {h: await postmaster_start(h) for h in DB} == started
     assert {h: await main_pids(h) for h in DB} == pids
+
+
+async def patronictl(*args: str) -> str:
+    code, out = await docker_exec("db1", "patronictl", "-c", "/etc/patroni/config.yml", *args)
+    assert code == 0, out
+    return out
+
+
+async def test_postmaster_watch_wakes_patroni_when_a_postmaster_dies(
+    cold: tuple[list[StepResult], dict[str, float]], lab_spec: ClusterSpec
+) -> None:
+    for host in DB:
+        code, out = await docker_exec(host, "systemctl", "is-active", PATRONI_WAKER)
+        assert (code, out) == (0, "active"), f"{host}: {PATRONI_WAKER} is {out}"
+    members = json.loads(await patronictl("list", "-f", "json"))
+    replica = next(m["Member"] for m in members if m["Role"] == "Replica")
+    dcs_config = await patronictl("show-config")
+    pid_file = f"{lab_spec.postgres.data_path}/postmaster.pid"
+    _, pid = await docker_exec(replica, "head", "-n1", pid_file)
+    code, out = await docker_exec(replica, "kill", "-KILL", pid)
+    assert code == 0, out
+
+    async def woken() -> bool:
+        _, log = await docker_exec(replica, "journalctl", "-u", PATRONI_WAKER, "-o", "cat")
+        return f"postmaster {pid} exited; woke Patroni" in log and "HTTP 200" in log
+
+    await eventually(woken, within=15)
+
+    async def back_and_streaming() -> bool:
+        _, now = await docker_exec(replica, "head", "-n1", pid_file)
+        listed = {m["Member"]: m for m in json.loads(await patronictl("list", "-f", "json"))}
+        return now != pid and listed[replica]["State"] in ("running", "streaming")
+
+    await eventually(back_and_streaming, within=60)
+    # The wake-up is a PATCH that changes nothing: the cluster-wide config is as it was.
+    assert await patronictl("show-config") == dcs_config
 
 
 async def test_member_of_another_etcd_cluster_is_never_rebootstrapped(

@@ -14,6 +14,8 @@ import pytest_asyncio
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
+from pgha.activities.archiving import release_stale_ready
+from pgha.activities.backup import check_archiving
 from pgha.activities.drill import set_aside_dead_timelines
 from pgha.drill_models import DrillInput, Scenario
 from pgha.operations import DRILL, PROVISION, start_operation
@@ -221,3 +223,64 @@ async def test_a_dead_timeline_in_the_archive_is_set_aside_not_deleted(lab_clust
         assert not again.changed  # the leader's own timelines are never touched
     finally:
         await sh(repo, f"rm -f {forged}; rm -rf {spec.backup.repo_path}/pgha-set-aside")
+
+
+async def test_archiving_held_on_an_old_timelines_segment_is_released(lab_cluster: Lab) -> None:
+    """The stall seen after many role changes (pgha/checks/stale_ready.py), forged: a
+    segment of an older timeline, with other content than the archive's copy, waits as
+    .ready on the primary. Run through the real activity against the real repository."""
+    spec = lab_cluster.spec
+    repo = spec.hosts_with(Role.backup_repo)[0].name
+    primary = await leader()
+    timeline = int(str((await patroni_members())[primary]["TL"]))
+    archive = f"{spec.backup.repo_path}/archive/{spec.stanza}"
+    archive_id = await sh(repo, f"ls -1 {archive} | grep -E '^[0-9]+-[0-9]+$' | tail -1")
+    pg_wal = f"{spec.postgres.data_path}/pg_wal"
+    local = set((await sh(primary, f"ls -1 {pg_wal}")).split())
+    # The newest archived segment of an older timeline that the primary has no file of.
+    # The drills above changed timelines; the switchover test alone is enough.
+    listed = await sh(repo, f"cd {archive}/{archive_id} && ls -1 */ | grep -E '^[0-9A-F]{{24}}-'")
+    older = sorted(
+        n[:24] for n in listed.split() if int(n[:8], 16) < timeline and n[:24] not in local
+    )
+    assert older, f"no archived segment of a timeline older than {timeline}"
+    segment = older[-1]
+    in_repo = f"{archive}/{archive_id}/{segment[:16]}/{segment}-*"
+    repo_copy = await sh(repo, f"sha1sum {in_repo}")
+    psql = "runuser -u postgres -- psql -XAtc"
+    # The archive's own copy with 8 kB changed past its header: a genuine segment of this
+    # cluster (pgBackRest checks the header) whose checksum differs, as in the real stall.
+    as_pg = "runuser -u postgres --"
+    await sh(primary, f"{as_pg} pgbackrest --stanza={spec.stanza} archive-get {segment} "
+                      f"{pg_wal}/{segment} && "
+                      f"{as_pg} dd if=/dev/urandom of={pg_wal}/{segment} bs=8192 seek=128 "
+                      "count=1 conv=notrunc status=none && "
+                      f"{as_pg} touch {pg_wal}/archive_status/{segment}.ready && "
+                      f"{psql} 'SELECT pg_catalog.pg_switch_wal()'")  # fmt: skip
+    forged = await sh(primary, f"md5sum < {pg_wal}/{segment}")
+    kept_in = ""
+    try:
+
+        async def archiver_stuck() -> bool:
+            failed = await sh(primary, f"{psql} 'SELECT last_failed_wal FROM pg_stat_archiver'")
+            return failed == segment
+
+        await eventually(archiver_stuck, within=60)  # the stall is real
+        step = HostStep(spec=spec, host=primary)
+        result = await ActivityEnvironment().run(release_stale_ready, step)
+        kept_in = result.facts["kept_in"]
+        assert result.changed and result.facts["marked"] == segment, result.summary
+        status = (await sh(primary, f"ls -1 {pg_wal}/archive_status")).split()
+        assert f"{segment}.done" in status and f"{segment}.ready" not in status
+        assert await sh(primary, f"md5sum < {kept_in}/{segment}") == forged  # kept aside
+        assert await sh(repo, f"sha1sum {in_repo}") == repo_copy  # archive untouched
+        # Archiving works again: pgbackrest check sees a new segment arrive.
+        await ActivityEnvironment().run(check_archiving, HostStep(spec=spec, host=repo))
+        again = await ActivityEnvironment().run(release_stale_ready, step)
+        assert not again.changed, again.summary
+    finally:
+        # Unless marked archived, the forged file must go with its marker: PostgreSQL
+        # would mark a segment with neither .ready nor .done for archiving again.
+        ready = f"{pg_wal}/archive_status/{segment}.ready"
+        cleanup = f"if [ -e {ready} ]; then rm -f {ready} {pg_wal}/{segment}; fi"
+        await sh(primary, cleanup + (f"; rm -rf {kept_in}" if kept_in else ""))

@@ -276,3 +276,33 @@ async def test_ensure_directories_fixes_debian_layout_warns_elsewhere() -> None:
         "there (reinit); give postgres a directory of its own"
     ]
     assert [o.changed for o in outcomes] == [False]
+
+
+WATCH_SCRIPT = ConfigFile(path="/usr/local/lib/pgha/postmaster-watch.py", content="print()\n",
+                          mode=0o644, owner="root", group="root")  # fmt: skip
+WATCH_UNIT = ConfigFile(path="/etc/systemd/system/pgha-postmaster-watch.service",
+                        content="[Service]\n", mode=0o644, owner="root", group="root")  # fmt: skip
+
+
+def watch_host(file_state: str, active: str) -> FakeHost:
+    show = (f"Id=pgha-postmaster-watch.service\nLoadState=loaded\nActiveState={active}\n"
+            "SubState=x\nUnitFileState=enabled\nNeedDaemonReload=no\n")  # fmt: skip
+    directory = "directory\t755\troot\troot\t0\t0\t4096\n"
+    return (FakeHost().on("/usr/local/lib/pgha follow", directory)
+            .on("pgha-file-state", file_state).on("mktemp").on("systemctl show", show)
+            .on("systemctl restart").on("systemctl start"))  # fmt: skip
+
+
+async def test_ensure_postmaster_watch_installs_and_starts_a_new_watcher() -> None:
+    h = watch_host("absent", "inactive")
+    out = await ops.ensure_postmaster_watch(h, WATCH_SCRIPT, WATCH_UNIT)
+    assert out.changed and h.ran("systemctl start pgha-postmaster-watch.service")
+    assert [c.input for c in h.calls if c.input] == [WATCH_SCRIPT.content, WATCH_UNIT.content]
+    assert not h.ran("restart") and not h.ran("patroni ")
+
+
+async def test_ensure_postmaster_watch_restarts_a_running_watcher_whose_files_changed() -> None:
+    h = watch_host("absent", "active")
+    out = await ops.ensure_postmaster_watch(h, WATCH_SCRIPT, WATCH_UNIT)
+    assert h.ran("systemctl restart pgha-postmaster-watch.service")
+    assert "restarted pgha-postmaster-watch.service (its files changed)" in out.summary

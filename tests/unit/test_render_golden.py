@@ -64,6 +64,8 @@ def render_all(spec: ClusterSpec) -> dict[str, list[RenderedFile]]:
             files.append(render.etcd_env(spec, h.name, token=ETCD_TOKEN))
         if Role.postgres in h.roles:
             files.append(render.patroni_config(spec, h.name, FAKE_SECRETS))
+            # The watcher's script is pgha/hosts/remote/postmaster_watch.py verbatim.
+            files.append(render.postmaster_watch_files(spec)[1])
             if spec.backup.enabled:
                 files.append(render.pgbackrest_db_conf(spec, h.name))
         if Role.haproxy in h.roles:
@@ -143,7 +145,11 @@ def test_render_bare_minimum_has_no_proxy_or_backup_files() -> None:
     files = render_all(bare_minimum())
     assert [f.path for f in files["witness1"]] == ["/etc/default/etcd"]
     paths = {f.path for fs in files.values() for f in fs}
-    assert paths == {"/etc/default/etcd", "/etc/patroni/config.yml"}
+    assert paths == {
+        "/etc/default/etcd",
+        "/etc/patroni/config.yml",
+        "/etc/systemd/system/pgha-postmaster-watch.service",
+    }
 
 
 def test_render_secrets_appear_only_in_files_that_need_them() -> None:

@@ -47,6 +47,9 @@ class FakeDrillCluster:
         self.fault_hangs = False
         #: The new primary's archiving is stalled after the drill (pgbackrest check fails).
         self.archiving_broken = False
+        #: ... because of an old timeline's segment the archive holds with other content:
+        #: releasing it (archiving.release_stale_ready) makes archiving work again.
+        self.stale_ready = False
         self.fault_started = asyncio.Event()
         self.saved: list[DrillReport] = []
 
@@ -69,6 +72,16 @@ class FakeDrillCluster:
                 raise permanent("[082]: WAL segment 0000000200000000000000AB was not archived "
                                 "before the 60000ms timeout", "ArchivingBroken")  # fmt: skip
             return 1.5
+
+        @activity.defn(name="archiving.release_stale_ready")
+        async def release_stale_ready(step: HostStep) -> StepResult:
+            c.calls.append(f"release_stale_ready@{step.host}")
+            if not c.stale_ready:
+                return StepResult(host=step.host, changed=False, summary="no segment of a "
+                                  "timeline older than 2 waits for the archiver")  # fmt: skip
+            c.stale_ready = c.archiving_broken = False
+            return StepResult(host=step.host, changed=True,
+                              summary="marked archived 000000010000000000000007")  # fmt: skip
 
         @activity.defn(name="drill.wait_healthy")
         async def wait_healthy(step: HostStep) -> PatroniStatus:
@@ -177,5 +190,5 @@ class FakeDrillCluster:
             return "report-1"
 
         return [wait_healthy, wait_leader, watch_failover, patroni_history, reinit_diverged,
-                set_aside, release, check_archiving,
+                set_aside, release, check_archiving, release_stale_ready,
                 switchover, kill_postgres, systemctl, probe, etcd, proxy, save]  # fmt: skip

@@ -87,8 +87,31 @@ async def test_a_drill_after_which_archiving_stalls_is_not_healed(run: Run) -> N
     assert failure.type == "DrillFailed" and "did not heal" in failure.message
     report = run.fake.saved[-1]
     assert not report.healed and report.verdict is not None and report.verdict.safe
-    assert report.healing[-1].startswith("archiving does not work: ")
-    assert "0000000200000000000000AB was not archived" in report.healing[-1]
+    assert report.healing[-2].startswith("archiving does not work: ")
+    assert "0000000200000000000000AB was not archived" in report.healing[-2]
+    # The one remedy healing has found nothing to release on the leader.
+    assert report.healing[-1] == "no segment of a timeline older than 2 waits for the archiver"
+    # ... on the new leader (the fake switchover moved it to db2).
+    assert healing_calls(run) == ["check_archiving", "release_stale_ready@db2"]
+
+
+def healing_calls(run: Run) -> list[str]:
+    return [c for c in run.fake.calls if c == "check_archiving" or c.startswith("release_stale")]
+
+
+async def test_archiving_held_on_an_old_timelines_segment_is_released_and_healed(
+    run: Run,
+) -> None:
+    run.fake.archiving_broken = run.fake.stale_ready = True
+    report = DrillReport.model_validate(await (await run.start(Scenario.switchover)).result())
+    assert report.healed
+    assert report.healing[-3].startswith("archiving does not work: ")
+    assert report.healing[-2:] == [
+        "marked archived 000000010000000000000007",
+        "archiving works again (pgbackrest check, 1.5 s)",
+    ]
+    assert healing_calls(run) == ["check_archiving", "release_stale_ready@db2", "check_archiving"]
+    assert "stale WAL released" in [e.name for e in report.events]
 
 
 async def test_a_failover_drill_reports_patronis_detection_and_promotion(run: Run) -> None:

@@ -29,7 +29,7 @@ from pgha.hosts.facts.system import Listener, listening_ports
 from pgha.hosts.host import Host
 from pgha.hosts.ops.files import ensure_file
 from pgha.hosts.ops.systemd import daemon_reload, ensure_unit
-from pgha.hosts.result import Outcome
+from pgha.hosts.result import Outcome, combine
 from pgha.render.files import RenderedFile
 
 HAPROXY_UNIT = "haproxy"
@@ -64,16 +64,6 @@ def candidate_path(path: str) -> str:
     install is a rename), hidden, and under a fixed name a later run overwrites."""
     d, name = posixpath.split(path)
     return posixpath.join(d, f".{name}.pgha-candidate")
-
-
-def combine(*outcomes: Outcome) -> Outcome:
-    """One Outcome for several ops: changed if any changed; the summaries of what changed
-    (or, when nothing did, of why not), and every command run."""
-    changed = [o for o in outcomes if o.changed]
-    commands = [c for o in outcomes for c in o.commands]
-    if changed:
-        return Outcome.made("; ".join(o.summary for o in changed), commands)
-    return Outcome.unchanged("; ".join(o.summary for o in outcomes))
 
 
 def rejected(host: Host, program: str, path: str, check: ConfigCheck) -> ConfigRejected:
@@ -281,7 +271,6 @@ __all__ = [
     "ProgramMissing",
     "ServiceFailed",
     "candidate_path",
-    "combine",
     "ensure_haproxy",
     "ensure_service",
     "ensure_service_file",

@@ -16,8 +16,8 @@ from pgha.hosts.facts import keepalived as facts
 from pgha.hosts.facts.haproxy import ConfigCheck
 from pgha.hosts.host import Host
 from pgha.hosts.ops.files import ensure_file
-from pgha.hosts.ops.haproxy import combine, ensure_service, ensure_service_file
-from pgha.hosts.result import Outcome
+from pgha.hosts.ops.haproxy import ensure_service, ensure_service_file
+from pgha.hosts.result import Outcome, combine
 from pgha.render.files import RenderedFile
 
 KEEPALIVED_UNIT = "keepalived"

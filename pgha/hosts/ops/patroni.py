@@ -18,7 +18,8 @@ from pgha.hosts.facts.files import file_state
 from pgha.hosts.facts.patroni import DataDir, Member, Replication
 from pgha.hosts.host import Host, render_command
 from pgha.hosts.ops.files import ensure_directory, ensure_file
-from pgha.hosts.result import Outcome
+from pgha.hosts.ops.systemd import daemon_reload, ensure_unit
+from pgha.hosts.result import Outcome, combine
 
 PATRONI_UNIT = "patroni"
 PG_OWNER = "postgres"
@@ -229,6 +230,30 @@ async def ensure_enabled(host: Host, unit: str = PATRONI_UNIT) -> Outcome:
     cmd = ["systemctl", "enable", unit]
     await host.run(cmd)
     return Outcome.made(f"enabled {unit} (not started)", [render_command(cmd)])
+
+
+async def ensure_postmaster_watch(host: Host, script: ConfigFile, unit: ConfigFile) -> Outcome:
+    """Install the watcher that wakes Patroni when the postmaster exits, running and
+    enabled; restart it when its script or unit changed. Idempotent.
+
+    It never touches PostgreSQL or Patroni; it only sends Patroni a no-op PATCH /config.
+    """
+    name = posixpath.basename(unit.path)
+    outcomes = [
+        await ensure_directory(host, posixpath.dirname(script.path)),
+        await ensure_file(host, script.path, script.content, mode=script.mode),
+        await ensure_file(host, unit.path, unit.content, mode=unit.mode),
+    ]
+    changed = outcomes[1].changed or outcomes[2].changed
+    outcomes.append(await daemon_reload(host, [name]))
+    if changed and (await unit_facts.unit_state(host, name)).active:
+        cmd = ["systemctl", "restart", name]
+        await host.run(cmd)
+        outcomes.append(
+            Outcome.made(f"restarted {name} (its files changed)", [render_command(cmd)])
+        )
+    outcomes.append(await ensure_unit(host, name, running=True, enabled=True))
+    return combine(*outcomes)
 
 
 def leader_of(members: list[Member]) -> Member | None:

@@ -18,8 +18,7 @@ from pgha.hosts.facts.haproxy import ProgramMissing
 from pgha.hosts.facts.pgbackrest import Account, BackupInfo, as_user
 from pgha.hosts.host import Host, render_command
 from pgha.hosts.ops.files import ensure_directory, ensure_file
-from pgha.hosts.ops.haproxy import combine
-from pgha.hosts.result import Outcome
+from pgha.hosts.result import Outcome, combine
 from pgha.render.files import RenderedFile
 
 LOG_PATH = "/var/log/pgbackrest"

@@ -18,8 +18,7 @@ from pgha.hosts.facts.files import file_state
 from pgha.hosts.facts.pgbackrest import Account, as_user, parse_public_key
 from pgha.hosts.host import Host, render_command
 from pgha.hosts.ops.files import ensure_directory, ensure_file
-from pgha.hosts.ops.haproxy import combine
-from pgha.hosts.result import Outcome
+from pgha.hosts.result import Outcome, combine
 
 KEY_NAME = "id_ed25519"
 _COMMENT = re.compile(r"^[A-Za-z0-9@:._-]{1,100}$")
