@@ -76,6 +76,7 @@ ACTIVITIES: list[Callable[..., Any]] = [
     pgbouncer.ensure_config,
     pgbackrest.ensure_keypair,
     pgbackrest.ensure_trust,
+    pgbackrest.ensure_tls,
     pgbackrest.ensure_config,
     pgbackrest.ensure_stanza,
     pgbackrest.ensure_first_backup,

@@ -18,17 +18,29 @@ from pgha.activities.common import heartbeating, open_host
 from pgha.activities.converge import param, permanent, step_result, translated
 from pgha.activities.haproxy import PERMANENT, require_host, require_role
 from pgha.hosts.facts.pgbackrest import Account, host_key
+from pgha.hosts.facts.systemd import unit_state
 from pgha.hosts.host import Host
 from pgha.hosts.ops import pgbackrest as ops
+from pgha.hosts.ops import pgbackrest_tls as tls
 from pgha.hosts.ops import ssh_trust
 from pgha.hosts.ops.ssh_trust import KeyUnusable, SshIdentity
+from pgha.hosts.ops.systemd import ensure_unit
 from pgha.hosts.result import Outcome
 from pgha.render import pgbackrest_db_conf, pgbackrest_repo_conf
-from pgha.render.pgbackrest import REPO_USER
-from pgha.spec import ClusterSpec, Role
+from pgha.render.pgbackrest import (
+    CA_CERT,
+    CLIENT_CERT,
+    CLIENT_KEY,
+    REPO_USER,
+    SERVER_CERT,
+    SERVER_KEY,
+)
+from pgha.spec import ClusterSpec, RepoHostType, Role
 from pgha.steps import HostStep, StepResult
 
 DB_USER = "postgres"
+#: Debian's unit for `pgbackrest server` (runs as postgres, the repository user here).
+SERVER_UNIT = "pgbackrest"
 #: Bound on ensure_first_backup (params["within_s"] overrides): the lab's takes seconds; a
 #: large database hours. The workflow's start-to-close timeout must be longer.
 BACKUP_WITHIN_S = 6 * 3600.0
@@ -161,11 +173,66 @@ async def ensure_config(inp: HostStep) -> StepResult:
             dirs = {ops.SPOOL_PATH: 0o750, ops.LOG_PATH: 0o750}
         async with heartbeating(), open_host(inp.target) as host:
             _, acct = await _account(host, spec, repo)
-            outcome = await ops.ensure_config(host, config, acct, dirs)
+            outcomes = [await ops.ensure_config(host, config, acct, dirs)]
+            if repo:
+                outcomes.append(await _ensure_server(host, spec, outcomes[0].changed))
             shadow = await ops.shadowing_config(host)
     return step_result(
-        inp.host, [outcome], warnings=[shadow] if shadow else [], facts={"user": acct.name}
+        inp.host, outcomes, warnings=[shadow] if shadow else [], facts={"user": acct.name}
     )
+
+
+async def _ensure_server(host: Host, spec: ClusterSpec, config_changed: bool) -> Outcome:
+    """pgBackRest's TLS server runs (restarted when its config changed: it reads it at start)
+    when the database hosts use TLS; it is stopped and disabled when they use SSH."""
+    wanted = spec.backup.repo_host_type is RepoHostType.tls
+    if wanted and config_changed:
+        return await tls.restart_server(host, SERVER_UNIT)
+    return await ensure_unit(host, SERVER_UNIT, running=wanted, enabled=wanted)
+
+
+@activity.defn(name="pgbackrest.ensure_tls")
+async def ensure_tls(inp: HostStep) -> StepResult:
+    """On the repository host: the cluster's CA (made once, kept there), the TLS server's
+    certificate, and a client certificate on every database host (its key made there;
+    only the signing request and the certificate travel). Certificates the CA verifies,
+    with the right name and valid for 30 more days, are kept. A new server certificate
+    restarts a running TLS server. Idempotent.
+
+    facts: ``issued`` (hosts that got a certificate, comma-separated).
+    """
+    spec = inp.spec
+    async with translated(*_PERMANENT):
+        me = require_role(inp, Role.backup_repo)
+    addr = str(me.address)
+    issued: list[str] = []
+    async with heartbeating(), open_host(inp.target) as host:
+        _, acct = await _account(host, spec, True)
+        made, ca = await tls.ensure_ca(host, acct.name, f"pgha {spec.cluster} pgBackRest CA")
+        outcomes = [made]
+        if not await tls.cert_is_current(host, SERVER_CERT, ca, addr):
+            _, request = await tls.signing_request(host, SERVER_KEY, acct.name, addr)
+            names = [f"DNS:{addr}", f"IP:{addr}", f"DNS:{me.name}"]
+            cert = await tls.sign(host, request, names, "serverAuth")
+            outcomes.append(await tls.install_cert(host, SERVER_CERT, cert, acct.name))
+            issued.append(f"{me.name} (server)")
+            if (await unit_state(host, SERVER_UNIT)).active:
+                outcomes.append(await tls.restart_server(host, SERVER_UNIT))
+        for node in spec.hosts_with(Role.postgres):
+            async with open_host(spec.target(node.name)) as client:
+                outcomes.append(await tls.install_cert(client, CA_CERT, ca, DB_USER))
+                if await tls.cert_is_current(client, CLIENT_CERT, ca, node.name):
+                    continue
+                _, request = await tls.signing_request(client, CLIENT_KEY, DB_USER, node.name)
+                cert = await tls.sign(host, request, [], "clientAuth")
+                outcomes.append(await tls.install_cert(client, CLIENT_CERT, cert, DB_USER))
+                issued.append(node.name)
+    result = step_result(inp.host, outcomes, facts={"issued": ",".join(issued)})
+    if issued:
+        return result.model_copy(update={"summary": f"issued TLS certificates for "
+                                         f"{', '.join(issued)}; {result.summary}"})  # fmt: skip
+    return result.model_copy(update={"summary": "TLS certificates of the repository and of "
+                                     f"every database host are current ({CA_CERT})"})  # fmt: skip
 
 
 @activity.defn(name="pgbackrest.ensure_stanza")

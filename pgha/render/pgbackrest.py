@@ -1,9 +1,11 @@
 """Renders pgBackRest 2.45's config for the repository host and the PostgreSQL hosts. Pure: no I/O.
 
-Layout: a dedicated repository host reached over SSH. The repository host runs backup and
-expire and reaches each PostgreSQL host as ``postgres`` (pgN-host); each PostgreSQL host
-runs archive-push/archive-get and reaches the repository as the repository user
-(repo1-host). pgha sets up the SSH keys both ways.
+Layout: a dedicated repository host. The repository host runs backup and expire and reaches
+each PostgreSQL host over SSH as ``postgres`` (pgN-host); each PostgreSQL host runs
+archive-push/archive-get and reaches the repository (repo1-host) through pgBackRest's TLS
+server there (``backup.repo_host_type: tls``, the default; certificates in
+pgha/hosts/ops/pgbackrest_tls.py) or over SSH as the repository user. pgha sets up the SSH
+keys both ways.
 
 Debian's package ships /etc/pgbackrest.conf (0640 postgres:postgres) and creates
 /var/lib/pgbackrest, /var/log/pgbackrest and /var/spool/pgbackrest owned by postgres, on the
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from pgha.render._common import header, host_with_role, render
 from pgha.render.files import RenderedFile
-from pgha.spec import ClusterSpec, Role
+from pgha.spec import ClusterSpec, RepoHostType, Role
 
 #: Debian's path. pgBackRest reads /etc/pgbackrest/pgbackrest.conf first and this one only
 #: when that does not exist; pgha writes here so the package's conffile is the live one.
@@ -27,6 +29,15 @@ SPOOL_PATH = "/var/spool/pgbackrest"
 #: Parallel processes for backup/restore; pgBackRest advises at most a quarter of the CPUs
 #: for backups, and archive-push in async mode uses them per batch of WAL.
 PROCESS_MAX = 2
+#: TLS files (pgha/hosts/ops/pgbackrest_tls.py makes them): the CA and the server's on the
+#: repository host, the CA's and a client's on each PostgreSQL host.
+TLS_DIR = "/etc/pgbackrest/tls"
+CA_KEY = f"{TLS_DIR}/ca.key"
+CA_CERT = f"{TLS_DIR}/ca.crt"
+SERVER_KEY = f"{TLS_DIR}/server.key"
+SERVER_CERT = f"{TLS_DIR}/server.crt"
+CLIENT_KEY = f"{TLS_DIR}/client.key"
+CLIENT_CERT = f"{TLS_DIR}/client.crt"
 
 
 def _repo_host(spec: ClusterSpec) -> str:
@@ -59,10 +70,27 @@ def pgbackrest_repo_conf(spec: ClusterSpec, *, repo_user: str = REPO_USER) -> Re
         pg_hosts=[str(h.address) for h in spec.hosts_with(Role.postgres)],
         pg_path=spec.postgres.data_path,
         pg_port=spec.postgres.port,
+        tls=_tls_server(spec),
     )
     return RenderedFile(
         path=PGBACKREST_CONFIG_PATH, content=content, mode=0o640, owner=repo_user, group=repo_user
     )
+
+
+def _tls_server(spec: ClusterSpec) -> dict[str, str | list[str]] | None:
+    """The TLS server's options, or None when the database hosts use SSH. Each database
+    host's client certificate names the host (CN), and only those may use the stanza."""
+    if spec.backup.repo_host_type is not RepoHostType.tls:
+        return None
+    return {
+        "address": _repo_host(spec),
+        "port": str(spec.backup.tls_port),
+        "ca": CA_CERT,
+        "cert": SERVER_CERT,
+        "key": SERVER_KEY,
+        # One line per client: pgBackRest reads "a,b=stanza" as a client named "a,b".
+        "auth": [f"{h.name}={spec.stanza}" for h in spec.hosts_with(Role.postgres)],
+    }
 
 
 def pgbackrest_db_conf(spec: ClusterSpec, host: str, *, repo_user: str = REPO_USER) -> RenderedFile:
@@ -82,7 +110,12 @@ def pgbackrest_db_conf(spec: ClusterSpec, host: str, *, repo_user: str = REPO_US
         process_max=PROCESS_MAX,
         pg_path=spec.postgres.data_path,
         pg_port=spec.postgres.port,
-    )
+        tls=(
+            {"port": str(spec.backup.tls_port), "ca": CA_CERT, "cert": CLIENT_CERT,
+             "key": CLIENT_KEY}
+            if spec.backup.repo_host_type is RepoHostType.tls else None
+        ),
+    )  # fmt: skip
     return RenderedFile(
         path=PGBACKREST_CONFIG_PATH, content=content, mode=0o640, owner="postgres", group="postgres"
     )

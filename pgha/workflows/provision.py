@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from pgha.progress import Progress, StepState
     from pgha.provision_models import Endpoint, ProvisionInput, ProvisionResult
     from pgha.render.postgres import connection_strings
-    from pgha.spec import ClusterSpec, Role
+    from pgha.spec import ClusterSpec, RepoHostType, Role
     from pgha.steps import HostStep, StepResult
     from pgha.workflows.policy import (
         CLUSTER_WAIT,
@@ -190,8 +190,20 @@ class Provision:
                 {"peers": json.dumps(peers[h], sort_keys=True)},
             ),
         )  # fmt: skip
-        await self.on_hosts("backup-config", "pgbackrest config", spec, [repo, *nodes],
+        # Provisions started before the TLS server existed replay the one config step.
+        if not workflow.patched("pgbackrest-tls"):
+            await self.on_hosts("backup-config", "pgbackrest config", spec, [repo, *nodes],
+                                "pgbackrest.ensure_config", CONVERGE)  # fmt: skip
+        else:
+            if spec.backup.repo_host_type is RepoHostType.tls:
+                await self.step("backup-tls", "TLS certificates", spec, repo,
+                                "pgbackrest.ensure_tls", CONVERGE)  # fmt: skip
+            # The repository (and its TLS server) first: the database hosts' archive-push
+            # goes there as soon as their config names it.
+            await self.step("backup-config-repo", "pgbackrest config", spec, repo,
                             "pgbackrest.ensure_config", CONVERGE)  # fmt: skip
+            await self.on_hosts("backup-config", "pgbackrest config", spec, nodes,
+                                "pgbackrest.ensure_config", CONVERGE)  # fmt: skip
         await self.step("backup-stanza", "stanza and archive check", spec, repo,
                         "pgbackrest.ensure_stanza", LONG_CONVERGE)  # fmt: skip
         await self.step("backup-first", "first full backup", spec, repo,

@@ -29,6 +29,8 @@ from pgha.hosts.host import connect
 from pgha.hosts.ops.haproxy import ConfigRejected, ensure_haproxy
 from pgha.hosts.ops.packages import apt_lock_busy, ensure_packages
 from pgha.render.files import RenderedFile
+from pgha.render.pgbackrest import CLIENT_CERT as TLS_CLIENT_CERT
+from pgha.render.pgbackrest import CLIENT_KEY as TLS_CLIENT_KEY
 from pgha.render.pgbackrest import REPO_USER
 from pgha.spec import ClusterSpec
 from pgha.steps import HostStep, StepResult
@@ -247,15 +249,63 @@ async def vip_session(spec: ClusterSpec) -> psycopg.Connection[tuple[object, ...
 
 
 async def converge_backup_side(spec: ClusterSpec) -> list[StepResult]:
-    """keypair -> trust (each side gets the other's facts) -> config, as the workflow does."""
+    """keypair -> trust (each side gets the other's facts) -> TLS certificates -> the
+    repository's config (and TLS server) -> the database hosts' configs, as the workflow
+    does."""
     keys = await run_all(pgbackrest.ensure_keypair, spec, [REPO, *DBS])
     repo, dbs = keys[0].facts, [k.facts for k in keys[1:]]
     trust = await asyncio.gather(
         run(pgbackrest.ensure_trust, spec, REPO, peers=json.dumps(dbs)),
         *(run(pgbackrest.ensure_trust, spec, d, peers=json.dumps([repo])) for d in DBS),
     )
-    config = await run_all(pgbackrest.ensure_config, spec, [REPO, *DBS])
-    return [*keys, *trust, *config]
+    tls = await run(pgbackrest.ensure_tls, spec, REPO)
+    config = [await run(pgbackrest.ensure_config, spec, REPO)]
+    config += await run_all(pgbackrest.ensure_config, spec, DBS)
+    return [*keys, *trust, tls, *config]
+
+
+async def client_serials() -> dict[str, str]:
+    return {
+        db: (await sh(db, "openssl", "x509", "-noout", "-serial", "-in", TLS_CLIENT_CERT))[1]
+        for db in DBS
+    }
+
+
+async def test_pgbackrest_tls_server_serves_the_database_hosts_only(spec: ClusterSpec) -> None:
+    await converge_backup_side(spec)
+    assert (await sh(REPO, "systemctl", "is-active", "pgbackrest"))[1] == "active"
+    _, listening = await sh(REPO, "ss", "-Hltn", "sport = :8432")
+    assert "10.77.0.31:8432" in listening
+    # A lookup the repository answers "not there" (exit 1, as restore_command expects).
+    lookup = f"pgbackrest --stanza={spec.stanza} archive-get 00000099.history /tmp/none"
+    answered = "unable to find 00000099.history in the archive"
+    for db in DBS:  # each reaches the repository through TLS, not SSH
+        code, out = await su(db, "postgres", lookup)
+        assert code == 1 and answered in out and "--repo1-host-type=tls" in out, out
+        assert (await sh(db, "stat", "-c", "%a %U", TLS_CLIENT_KEY))[1] == "600 postgres"
+        assert (await sh(db, "test", "-e", "/etc/pgbackrest/tls/ca.key"))[0] != 0  # CA key stays
+    # A certificate for db1 from another CA is refused by the server.
+    forge = (
+        "cd /tmp && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+        "-keyout rogue.key -out rogue.crt -days 1 -subj /CN=db1 2>/dev/null && "
+        "chown postgres rogue.key rogue.crt"
+    )
+    assert (await sh("db1", "sh", "-c", forge))[0] == 0
+    try:
+        code, out = await su("db1", "postgres", f"{lookup} --repo1-host-cert-file=/tmp/rogue.crt "
+                                                "--repo1-host-key-file=/tmp/rogue.key")  # fmt: skip
+        assert code not in (0, 1) and answered not in out, out
+    finally:
+        await sh("db1", "rm", "-f", "/tmp/rogue.key", "/tmp/rogue.crt")
+    # A lost client certificate is issued again; the others are kept.
+    before = await client_serials()
+    await sh("db2", "rm", TLS_CLIENT_CERT)
+    again = await run(pgbackrest.ensure_tls, spec, REPO)
+    assert again.changed and again.facts["issued"] == "db2", again.summary
+    after = await client_serials()
+    assert after["db1"] == before["db1"] and after["db3"] == before["db3"]
+    assert after["db2"] != before["db2"]
+    assert answered in (await su("db2", "postgres", lookup))[1]
 
 
 async def test_pgbackrest_trust_both_ways_without_prompts_only_from_peers(

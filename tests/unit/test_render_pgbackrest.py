@@ -12,7 +12,8 @@ from tests.specs import reference_data, reference_spec
 
 
 def ini(text: str) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(interpolation=None)
+    # strict=False: list options (tls-server-auth) repeat a key; the last one wins here.
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
     parser.read_string(text)
     return parser
 
@@ -51,13 +52,45 @@ def test_pgbackrest_repo_conf_settings_from_spec() -> None:
     assert conf["main"]["pg2-path"] == "/srv/pg"
 
 
-def test_pgbackrest_db_conf_points_at_the_repository_host() -> None:
-    f = pgbackrest_db_conf(reference_spec(), "db2", repo_user="pgbackrest")
-    conf = ini(f.content)
-    assert conf["global"]["repo1-host"] == "10.0.0.31"
-    assert conf["global"]["repo1-host-user"] == "pgbackrest"
-    assert conf["prod"]["pg1-path"] == "/var/lib/postgresql/15/main"
+def test_pgbackrest_db_conf_reaches_the_repository_through_tls_by_default() -> None:
+    f = pgbackrest_db_conf(reference_spec(), "db2")
+    g = ini(f.content)["global"]
+    assert g["repo1-host"] == "10.0.0.31" and g["repo1-host-type"] == "tls"
+    assert g["repo1-host-port"] == "8432"
+    assert g["repo1-host-ca-file"] == "/etc/pgbackrest/tls/ca.crt"
+    assert g["repo1-host-cert-file"] == "/etc/pgbackrest/tls/client.crt"
+    assert g["repo1-host-key-file"] == "/etc/pgbackrest/tls/client.key"
+    assert "repo1-host-user" not in g
+    assert ini(f.content)["prod"]["pg1-path"] == "/var/lib/postgresql/15/main"
     assert (f.owner, f.group, f.mode) == ("postgres", "postgres", 0o640)
+
+
+def test_pgbackrest_repo_conf_serves_tls_to_the_database_hosts_only() -> None:
+    text = pgbackrest_repo_conf(reference_spec()).content
+    # A list option is one line per value (configparser cannot read that: checked as text).
+    auth = [line for line in text.splitlines() if line.startswith("tls-server-auth=")]
+    assert auth == [
+        "tls-server-auth=db1=prod",
+        "tls-server-auth=db2=prod",
+        "tls-server-auth=db3=prod",
+    ]
+    g = ini("\n".join(line for line in text.splitlines() if line not in auth))["global"]
+    assert g["tls-server-address"] == "10.0.0.31" and g["tls-server-port"] == "8432"
+    assert g["tls-server-cert-file"] == "/etc/pgbackrest/tls/server.crt"
+    assert g["tls-server-ca-file"] == "/etc/pgbackrest/tls/ca.crt"
+
+
+def test_pgbackrest_over_ssh_has_no_tls_settings() -> None:
+    data = reference_data()
+    data["backup"] = {"repo_host_type": "ssh"}
+    spec = parse_spec(data, "test")
+    db = ini(pgbackrest_db_conf(spec, "db2", repo_user="pgbackrest").content)["global"]
+    assert db["repo1-host"] == "10.0.0.31" and db["repo1-host-user"] == "pgbackrest"
+    assert not [
+        k for k in db if "tls" in k or (k.startswith("repo1-host-") and k != "repo1-host-user")
+    ]
+    repo = ini(pgbackrest_repo_conf(spec).content)["global"]
+    assert not [k for k in repo if k.startswith("tls-")]
 
 
 def test_pgbackrest_refuses_disabled_backups_and_wrong_hosts() -> None:

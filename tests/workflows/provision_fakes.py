@@ -26,6 +26,7 @@ STEP_ACTIVITIES = [
     "pgbouncer.ensure_config",
     "pgbackrest.ensure_keypair",
     "pgbackrest.ensure_trust",
+    "pgbackrest.ensure_tls",
     "pgbackrest.ensure_config",
     "pgbackrest.ensure_stanza",
     "pgbackrest.ensure_first_backup",

@@ -48,6 +48,12 @@ async def test_provision_follows_runbook_order(env: WorkflowEnvironment, spec: C
     assert min(rec.order("patroni.start_member", "db3")) > leader_wait
     assert min(rec.order("haproxy.ensure_config")) > max(rec.order("patroni.wait_replicas"))
     assert rec.order("pgbackrest.ensure_stanza")[0] > max(rec.order("pgbackrest.ensure_config"))
+    # pgBackRest: certificates, then the repository's config and TLS server, then the
+    # database hosts that connect to it.
+    (tls,) = rec.order("pgbackrest.ensure_tls", "backup1")
+    repo_config = rec.order("pgbackrest.ensure_config", "backup1")[0]
+    assert max(rec.order("pgbackrest.ensure_trust")) < tls < repo_config
+    assert repo_config < min(rec.order("pgbackrest.ensure_config", f"db{i}")[0] for i in (1, 2, 3))
     assert rec.order("cluster.verify_end_to_end")[0] == len(rec.calls) - 1
     assert rec.order("pgbouncer.ensure_config") == []  # disabled in the spec
     assert result.read_write == "postgresql://10.0.0.100:5000/postgres"
