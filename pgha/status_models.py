@@ -10,6 +10,12 @@ class StatusInput(Model):
     spec: ClusterSpec
 
 
+#: Patroni's names for the member that leads (master before 3.0; leader in /cluster).
+LEADER_ROLES = ("leader", "master", "primary")
+#: ... and for a member that follows it.
+REPLICA_ROLES = ("replica", "sync_standby")
+
+
 class Member(Model):
     name: str
     host: str

@@ -22,12 +22,11 @@ from pgha.checks.status import parse_patroni_cluster
 from pgha.drill_models import FailoverSeen, HistorySwitch
 from pgha.hosts.ops.packages import ensure_packages
 from pgha.spec import ClusterSpec, PowerControl, Role
-from pgha.status_models import PatroniStatus
+from pgha.status_models import LEADER_ROLES, PatroniStatus
 from pgha.steps import HostStep, StepResult
 
 PATRONI_CONFIG = "/etc/patroni/config.yml"
 #: Patroni roles of the member that accepts writes.
-LEADER_ROLES = ("leader", "master", "primary")
 POLL_S = 0.5
 #: How long one member's view may take before it counts as not answering.
 VIEW_TIMEOUT_S = 3.0

@@ -211,7 +211,7 @@ async def ensure_tls(inp: HostStep) -> StepResult:
         made, ca = await tls.ensure_ca(host, acct.name, f"pgha {spec.cluster} pgBackRest CA")
         outcomes = [made]
         if not await tls.cert_is_current(host, SERVER_CERT, ca, addr):
-            _, request = await tls.signing_request(host, SERVER_KEY, acct.name, addr)
+            request = await tls.signing_request(host, SERVER_KEY, acct.name, addr)
             names = [f"DNS:{addr}", f"IP:{addr}", f"DNS:{me.name}"]
             cert = await tls.sign(host, request, names, "serverAuth")
             outcomes.append(await tls.install_cert(host, SERVER_CERT, cert, acct.name))
@@ -223,7 +223,7 @@ async def ensure_tls(inp: HostStep) -> StepResult:
                 outcomes.append(await tls.install_cert(client, CA_CERT, ca, DB_USER))
                 if await tls.cert_is_current(client, CLIENT_CERT, ca, node.name):
                     continue
-                _, request = await tls.signing_request(client, CLIENT_KEY, DB_USER, node.name)
+                request = await tls.signing_request(client, CLIENT_KEY, DB_USER, node.name)
                 cert = await tls.sign(host, request, [], "clientAuth")
                 outcomes.append(await tls.install_cert(client, CLIENT_CERT, cert, DB_USER))
                 issued.append(node.name)

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from pgha.progress import Progress, StepState
     from pgha.spec import ClusterSpec, PowerControl, Role
-    from pgha.status_models import EtcdStatus, PatroniStatus, ProxyStatus
+    from pgha.status_models import LEADER_ROLES, EtcdStatus, PatroniStatus, ProxyStatus
     from pgha.steps import HostStep, StepResult
     from pgha.workflows.policy import CONVERGE, LOCAL_WRITE, STATUS_READ, ActivityPolicy
     from pgha.workflows.tracker import Tracker, failure_text
@@ -605,7 +605,7 @@ def _leader(view: PatroniStatus | None) -> str:
     if view is None:
         return ""
     return next((m.name for m in view.members
-                 if m.role in ("leader", "master", "primary")), "")  # fmt: skip
+                 if m.role in LEADER_ROLES), "")  # fmt: skip
 
 
 def _timeline(view: PatroniStatus | None) -> int | None:

@@ -8,13 +8,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pgha.spec import ClusterSpec, Role
-    from pgha.status_models import PatroniStatus
+    from pgha.status_models import LEADER_ROLES, PatroniStatus
     from pgha.steps import HostStep
     from pgha.workflows.policy import STATUS_READ
     from pgha.workflows.tracker import failure_text
-
-#: Patroni roles of a member that accepts writes.
-PRIMARY_ROLES = ("leader", "master", "primary")
 
 
 async def healthy_primary(spec: ClusterSpec) -> str:
@@ -34,7 +31,7 @@ async def healthy_primary(spec: ClusterSpec) -> str:
         except ActivityError as err:
             unanswered.append(f"{host}: {failure_text(err)}")
             continue
-        leaders = [m for m in view.members if m.role in PRIMARY_ROLES]
+        leaders = [m for m in view.members if m.role in LEADER_ROLES]
         running = [m for m in leaders if m.state == "running"]
         if running:
             return running[0].name

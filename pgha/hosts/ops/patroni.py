@@ -20,6 +20,7 @@ from pgha.hosts.host import Host, render_command
 from pgha.hosts.ops.files import ensure_directory, ensure_file
 from pgha.hosts.ops.systemd import daemon_reload, ensure_unit
 from pgha.hosts.result import Outcome, combine
+from pgha.status_models import REPLICA_ROLES
 
 PATRONI_UNIT = "patroni"
 PG_OWNER = "postgres"
@@ -289,7 +290,7 @@ def replica_problems(
         row = streaming.get(name)
         if m is None:
             problems.append(f"{name} is not in the cluster yet")
-        elif m.role not in ("replica", "sync_standby") or m.state not in ("running", "streaming"):
+        elif m.role not in REPLICA_ROLES or m.state not in ("running", "streaming"):
             problems.append(f"{name} is {m.role} and {m.state or 'without state'}")
         elif m.timeline is not None and m.timeline != leader.timeline:
             # Unknown is fine: Patroni 3.0.2 fills a replica's timeline in only some HA

@@ -21,7 +21,7 @@ import shlex
 from pgha.hosts.facts.files import file_state
 from pgha.hosts.host import Host, render_command
 from pgha.hosts.ops.files import ensure_directory, ensure_file
-from pgha.hosts.result import Outcome
+from pgha.hosts.result import Outcome, combine
 from pgha.render.pgbackrest import CA_CERT, CA_KEY, TLS_DIR
 
 CA_SERIAL = f"{TLS_DIR}/ca.srl"
@@ -36,7 +36,9 @@ _NEW_KEY = "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out"
 async def ensure_ca(host: Host, owner: str, common_name: str) -> tuple[Outcome, str]:
     """The cluster's CA on the repository host, made once; returns it with its PEM text."""
     outcomes = [await ensure_directory(host, TLS_DIR, mode=0o750, owner=owner, group=owner)]
-    if not (await file_state(host, CA_CERT)).exists:
+    # Both or neither: a CA certificate without its key cannot sign (every certificate made
+    # from a new CA is issued again, since the old ones no longer verify).
+    if not all([(await file_state(host, p)).exists for p in (CA_KEY, CA_CERT)]):
         make = (
             f"umask 077 && {_NEW_KEY} {CA_KEY} && openssl req -x509 -new -key {CA_KEY} "
             f"-days {CA_DAYS} -subj {shlex.quote('/CN=' + common_name)} -out {CA_CERT} && "
@@ -45,7 +47,10 @@ async def ensure_ca(host: Host, owner: str, common_name: str) -> tuple[Outcome, 
         await host.run(["sh", "-c", make], label="make CA")
         outcomes.append(Outcome.made(f"made the pgBackRest CA {CA_CERT}", [f"sh -c {make!r}"]))
     pem = (await host.run(["cat", CA_CERT], label="read CA")).stdout
-    return _combine(outcomes), pem.strip() + "\n"
+    made = combine(*outcomes)
+    if not made.changed:
+        made = Outcome.unchanged(f"the pgBackRest CA {CA_CERT} exists")
+    return made, pem.strip() + "\n"
 
 
 async def cert_is_current(host: Host, cert: str, ca_pem: str, common_name: str) -> bool:
@@ -62,17 +67,15 @@ async def cert_is_current(host: Host, cert: str, ca_pem: str, common_name: str) 
     return out.ok and out.stdout.strip() == f"subject=CN={common_name}"
 
 
-async def signing_request(host: Host, key: str, owner: str, common_name: str) -> tuple[bool, str]:
-    """A certificate signing request for ``key`` (made when missing, 0600 ``owner``).
-    Returns whether the key was made, and the request's PEM text."""
-    made = not (await file_state(host, key)).exists
-    if made:
+async def signing_request(host: Host, key: str, owner: str, common_name: str) -> str:
+    """A certificate signing request (PEM) for ``key``, made when missing (0600 ``owner``)."""
+    if not (await file_state(host, key)).exists:
         await ensure_directory(host, TLS_DIR, mode=0o750, owner=owner, group=owner)
         make = f"umask 077 && {_NEW_KEY} {key} && chown {owner}:{owner} {key}"
         await host.run(["sh", "-c", make], label="make key")
     out = await host.run(["openssl", "req", "-new", "-key", key, "-subj", f"/CN={common_name}"],
                          label="signing request")  # fmt: skip
-    return made, out.stdout
+    return out.stdout
 
 
 async def sign(host: Host, request_pem: str, alt_names: list[str], usage: str) -> str:
@@ -107,14 +110,6 @@ async def install_cert(host: Host, path: str, pem: str, owner: str) -> Outcome:
         if not made.changed
         else Outcome.made(f"{made.summary}; {written.summary}", [*made.commands, *written.commands])
     )
-
-
-def _combine(outcomes: list[Outcome]) -> Outcome:
-    changed = [o for o in outcomes if o.changed]
-    if changed:
-        return Outcome.made("; ".join(o.summary for o in changed),
-                            [c for o in changed for c in o.commands])  # fmt: skip
-    return Outcome.unchanged(f"the pgBackRest CA {CA_CERT} exists")
 
 
 async def restart_server(host: Host, unit: str) -> Outcome:
