@@ -68,6 +68,7 @@ def patroni_config(
     secrets: RenderSecrets,
     *,
     client_networks: Sequence[str] = (),
+    drained: bool = False,
 ) -> RenderedFile:
     """/etc/patroni/config.yml for PostgreSQL host ``host``. Idempotent.
 
@@ -75,6 +76,9 @@ def patroni_config(
     so it is 0600 postgres:postgres.
 
     :param client_networks: extra networks allowed in pg_hba (see :func:`pg.hba_rules`).
+    :param drained: tag the member nofailover and noloadbalance, as a rolling operation
+        does while it works on it: Patroni neither promotes it nor reports it as a
+        replica to HAProxy's read-only check.
     :raises ValueError: the host has no role postgres, or the spec sets a parameter
         Patroni owns.
     :raises MissingSecretError: a needed secret was not resolved.
@@ -114,6 +118,7 @@ def patroni_config(
         watchdog_mode=spec.watchdog.value,
         watchdog_device=WATCHDOG_DEVICE,
         watchdog_safety_margin=WATCHDOG_SAFETY_MARGIN,
+        drained=drained,
     )
     return RenderedFile(
         path=PATRONI_CONFIG_PATH, content=content, mode=0o600, owner="postgres", group="postgres"

@@ -202,3 +202,10 @@ def test_patroni_config_file_is_private_and_repr_hides_content() -> None:
         "postgres",
     )
     assert "s-pw" not in repr(f) and "s-pw" in f.content
+
+
+def test_patroni_config_drained_member_is_out_of_elections_and_the_read_pool() -> None:
+    conf = yaml.safe_load(patroni_config(reference_spec(), "db2", SECRETS, drained=True).content)
+    assert conf["tags"]["nofailover"] is True and conf["tags"]["noloadbalance"] is True
+    assert conf["tags"]["nosync"] is False
+    assert loaded(reference_spec())["tags"]["nofailover"] is False  # the default
