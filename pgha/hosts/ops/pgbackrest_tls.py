@@ -103,12 +103,9 @@ async def sign(host: Host, request_pem: str, alt_names: list[str], usage: str) -
 
 async def install_cert(host: Host, path: str, pem: str, owner: str) -> Outcome:
     """A certificate (or the CA's) at ``path``, 0644 ``owner``, in TLS_DIR made when missing."""
-    made = await ensure_directory(host, TLS_DIR, mode=0o750, owner=owner, group=owner)
-    written = await ensure_file(host, path, pem, mode=0o644, owner=owner, group=owner)
-    return (
-        written
-        if not made.changed
-        else Outcome.made(f"{made.summary}; {written.summary}", [*made.commands, *written.commands])
+    return combine(
+        await ensure_directory(host, TLS_DIR, mode=0o750, owner=owner, group=owner),
+        await ensure_file(host, path, pem, mode=0o644, owner=owner, group=owner),
     )
 
 
