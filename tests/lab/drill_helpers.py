@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import uuid
+from datetime import UTC, datetime
 
 import psycopg
 from temporalio.client import WorkflowFailureError
@@ -28,7 +29,7 @@ class Writer:
         self.url = connection_strings(spec).read_write
         self.password = resolve_one(spec, "superuser").get_secret_value()
         self.run = f"test-{uuid.uuid4().hex[:8]}"
-        self.acked: list[int] = []
+        self.acked: dict[int, datetime] = {}  # seq -> when its commit was acknowledged
         self.stop = asyncio.Event()
 
     async def connect(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
@@ -47,7 +48,7 @@ class Writer:
                 insert = conn.execute("INSERT INTO public.test_writer VALUES (%s, %s)",
                                       (self.run, seq))  # fmt: skip
                 await asyncio.wait_for(insert, 3)
-                self.acked.append(seq)
+                self.acked[seq] = datetime.now(UTC)
             except (psycopg.Error, OSError, TimeoutError):
                 if conn is not None:
                     with contextlib.suppress(Exception):
