@@ -46,6 +46,7 @@ from pgha.operations import (
     PREFLIGHT,
     PROVISION,
     STATUS,
+    UPGRADE,
     VERIFY_RESTORE,
     lock_id,
     start_operation,
@@ -54,6 +55,8 @@ from pgha.progress import Progress, StepState
 from pgha.provision_models import ProvisionInput, ProvisionResult
 from pgha.report_cli import backups, report
 from pgha.report_text import backup_summary, verify_summary
+from pgha.rolling_models import Decision, DecisionAction, UpgradeInput, UpgradeReport
+from pgha.rolling_text import upgrade_summary
 from pgha.schedule_cli import schedule_app
 from pgha.settings import EMBEDDED_ADDRESS, TemporalSettings, temporal_settings
 from pgha.spec import load_spec, spec_to_yaml
@@ -269,6 +272,8 @@ async def _follow_and_report(
             console.print(verify_summary(VerifyReport.model_validate(details)))
         if op_name == DRILL.name and isinstance(details, dict):
             console.print(drill_summary(DrillReport.model_validate(details)))
+        if op_name == UPGRADE.name and isinstance(details, dict):
+            console.print(upgrade_summary(UpgradeReport.model_validate(details)))
         raise OperationFailed(f"{op_name} failed: {message}") from None
     if op_name == PREFLIGHT.name:
         report = PreflightResult.model_validate(result)
@@ -282,6 +287,8 @@ async def _follow_and_report(
         console.print(verify_summary(VerifyReport.model_validate(result)))
     elif op_name == DRILL.name:
         console.print(drill_summary(DrillReport.model_validate(result)))
+    elif op_name == UPGRADE.name:
+        console.print(upgrade_summary(UpgradeReport.model_validate(result)))
     return result
 
 
@@ -385,6 +392,86 @@ def run_drill(
         await _operate(DRILL.name, spec.cluster, inp, detach)
 
     run_async(go)
+
+
+@run_app.command("upgrade")
+def run_upgrade(
+    cluster: ClusterOpt,
+    postgres: Annotated[
+        str,
+        typer.Option(
+            "--postgres",
+            help="PostgreSQL minor version to go to (15.20), or an exact Debian version.",
+        ),
+    ],
+    allow_downgrade: Annotated[
+        bool, typer.Option("--allow-downgrade", help="Allow going to a lower minor version.")
+    ] = False,
+    rate: Annotated[
+        float, typer.Option(help="Probe writes (and reads) per second through the endpoints.")
+    ] = 20.0,
+    detach: DetachOpt = False,
+) -> None:
+    """Rolling minor upgrade: replicas one at a time (drained, upgraded, restarted through
+    Patroni, healthy again), one switchover, then the old primary. Stops at the first
+    member that does not come back and waits for `pgha resume`, `rollback` or `abort`."""
+
+    async def go() -> None:
+        spec = load_spec(cluster)
+        v = spec.postgres.version
+        packages = {f"postgresql-{v}": postgres, f"postgresql-client-{v}": postgres}
+        try:
+            inp = UpgradeInput(spec=spec, packages=packages, allow_downgrade=allow_downgrade,
+                               rate=rate)  # fmt: skip
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+        await _operate(UPGRADE.name, spec.cluster, inp, detach)
+
+    run_async(go)
+
+
+def _decide(cluster: str, action: DecisionAction, note: str) -> None:
+    """Send an operator's decision to the upgrade waiting on the cluster."""
+    settings = temporal_settings()
+
+    async def go() -> None:
+        name = load_spec(cluster).cluster
+        client = await connect(settings)
+        handle = client.get_workflow_handle(lock_id(name))
+        who = os.environ.get("SUDO_USER") or os.environ.get("USER") or ""
+        try:
+            said = await handle.execute_update(
+                "decide", Decision(action=action, by=who, note=note), result_type=str
+            )
+        except (RPCError, WorkflowUpdateFailedError) as err:
+            raise OperationFailed(
+                f"cluster {name}: no upgrade is waiting for a decision ({err})"
+            ) from None
+        console.print(f"{lock_id(name)}: {said}")
+
+    run_async(go)
+
+
+NoteOpt = Annotated[str, typer.Option(help="Why, for the report.")]
+
+
+@app.command()
+def resume(cluster: ClusterOpt, note: NoteOpt = "") -> None:
+    """Tell an upgrade stopped at an unhealthy member that it was fixed: the member is
+    checked again and the upgrade goes on when it is healthy."""
+    _decide(cluster, DecisionAction.resume, note)
+
+
+@app.command()
+def rollback(cluster: ClusterOpt, note: NoteOpt = "") -> None:
+    """Put the member an upgrade stopped at back on its old version, then end the upgrade."""
+    _decide(cluster, DecisionAction.rollback, note)
+
+
+@app.command()
+def abort(cluster: ClusterOpt, note: NoteOpt = "") -> None:
+    """End an upgrade stopped at an unhealthy member; that member stays drained."""
+    _decide(cluster, DecisionAction.abort, note)
 
 
 @app.command()

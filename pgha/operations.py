@@ -42,9 +42,11 @@ BACKUP = Operation("backup", "Backup", mutating=True)
 VERIFY_RESTORE = Operation("verify-restore", "VerifyRestore", mutating=True)
 BACKUPS = Operation("backups", "BackupsView", mutating=False)
 DRILL = Operation("drill", "Drill", mutating=True)
+UPGRADE = Operation("upgrade", "Upgrade", mutating=True)
 
 OPERATIONS: dict[str, Operation] = {
-    op.name: op for op in (PREFLIGHT, PROVISION, STATUS, BACKUP, VERIFY_RESTORE, BACKUPS, DRILL)
+    op.name: op
+    for op in (PREFLIGHT, PROVISION, STATUS, BACKUP, VERIFY_RESTORE, BACKUPS, DRILL, UPGRADE)
 }
 
 

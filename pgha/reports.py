@@ -43,6 +43,7 @@ class ReportKind(StrEnum):
     backup = "backup"
     verify_restore = "verify-restore"
     drill = "drill"
+    upgrade = "upgrade"
 
 
 class ReportError(PghaError):

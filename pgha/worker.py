@@ -32,6 +32,7 @@ from pgha.activities import (
     probe,
     reports,
     restore_verify,
+    rolling,
     status,
 )
 from pgha.activities.cluster_lock import describe_lock
@@ -44,6 +45,7 @@ from pgha.workflows.preflight import Preflight
 from pgha.workflows.provision import Provision
 from pgha.workflows.scheduled import ScheduledRun
 from pgha.workflows.status import ClusterStatusWorkflow
+from pgha.workflows.upgrade import Upgrade
 from pgha.workflows.verify_restore import VerifyRestore
 
 WORKFLOWS: list[type] = [
@@ -55,6 +57,7 @@ WORKFLOWS: list[type] = [
     BackupsView,
     ScheduledRun,
     Drill,
+    Upgrade,
 ]
 ACTIVITIES: list[Callable[..., Any]] = [
     check_host,
@@ -112,6 +115,13 @@ ACTIVITIES: list[Callable[..., Any]] = [
     drill.partition,
     drill.signal,
     reports.save_drill,
+    rolling.resolve_versions,
+    rolling.gate_long_transactions,
+    rolling.set_drained,
+    rolling.install,
+    rolling.restart,
+    rolling.versions,
+    reports.save_upgrade,
 ]
 
 #: Identity prefix of the short-lived worker a CLI command runs while it waits.

@@ -50,14 +50,18 @@ def initialize_key(spec: ClusterSpec) -> str:
     return f"{PATRONI_NAMESPACE}{spec.cluster}/initialize"
 
 
-def render(spec: ClusterSpec, host: str, watchdog: WatchdogMode) -> RenderedFile:
-    """Patroni's config with the effective watchdog mode (what the host can do).
+def render(
+    spec: ClusterSpec, host: str, watchdog: WatchdogMode, *, drained: bool = False
+) -> RenderedFile:
+    """Patroni's config with the effective watchdog mode (what the host can do), the
+    member tagged out of service when ``drained`` (a rolling operation works on it).
 
     :raises ApplicationError: non-retryable, for a spec or secret store that cannot render.
     """
     with rendering():
         secrets = render_secrets(spec, *SECRETS)
-        return patroni_config(spec.model_copy(update={"watchdog": watchdog}), host, secrets)
+        return patroni_config(spec.model_copy(update={"watchdog": watchdog}), host, secrets,
+                              drained=drained)  # fmt: skip
 
 
 def as_config_file(f: RenderedFile) -> ConfigFile:

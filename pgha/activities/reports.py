@@ -21,6 +21,8 @@ from pgha.drill_models import DrillReport
 from pgha.drill_text import drill_headline, drill_summary
 from pgha.report_text import backup_headline, backup_summary, verify_headline, verify_summary
 from pgha.reports import ReportError, ReportKind, latest_report, save_report
+from pgha.rolling_models import UpgradeReport
+from pgha.rolling_text import upgrade_headline, upgrade_summary
 
 
 async def _save(
@@ -121,4 +123,16 @@ async def save_drill(report: DrillReport) -> str:
     return await _save(
         ReportKind.drill, report.cluster, report.workflow_id, report, summary,
         drill_headline(report), report.passed, report.finished_at, picture,
+    )  # fmt: skip
+
+
+@activity.defn(name="reports.save_upgrade")
+async def save_upgrade(report: UpgradeReport) -> str:
+    """Store an upgrade's report with its human summary. Idempotent like the others.
+
+    :returns: the report id.
+    """
+    return await _save(
+        ReportKind.upgrade, report.cluster, report.workflow_id, report,
+        upgrade_summary(report), upgrade_headline(report), report.passed, report.finished_at,
     )  # fmt: skip

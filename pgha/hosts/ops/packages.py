@@ -48,6 +48,16 @@ def _apt(verb: str, env_proxy: str | None, *args: str) -> list[str]:
     return [*env, "apt-get", "-o", f"DPkg::Lock::Timeout={LOCK_WAIT_S}", verb, *args]
 
 
+async def refresh_lists(host: Host, env_proxy: str | None = None) -> None:
+    """`apt-get update`, so the versions apt offers are the sources' current ones.
+
+    :raises CommandFailed: apt failed (its lock held too long is transient).
+    """
+    password = urlsplit(env_proxy).password if env_proxy else None
+    await host.run(_apt("update", env_proxy), label="apt-get update",
+                   secrets=[SecretStr(password)] if password else [])  # fmt: skip
+
+
 async def ensure_packages(
     host: Host, wanted: Mapping[str, str | None], *, env_proxy: str | None = None
 ) -> Outcome:

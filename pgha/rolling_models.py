@@ -1,0 +1,127 @@
+"""What a rolling upgrade takes, waits on and reports. Pure models shared by the Upgrade
+workflow, its activities, the CLI and the report store."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from pgha.drill_models import Verdict
+from pgha.models import Model
+from pgha.spec import ClusterSpec
+
+
+class UpgradeInput(Model):
+    spec: ClusterSpec
+    #: Package -> the version asked for: an upstream version ("15.20", any Debian revision
+    #: of it) or an exact Debian version ("15.20-0+deb12u1").
+    packages: dict[str, str] = Field(min_length=1)
+    #: A minor version lower than the installed one (a rollback) is refused without this.
+    allow_downgrade: bool = False
+    #: Probe writes (and reads) per second through the cluster's endpoints.
+    rate: float = Field(20.0, gt=0, le=200)
+    #: A member is healthy again when it streams with replay lag at most this.
+    max_lag_bytes: int = Field(16 * 1024 * 1024, ge=0)
+    #: Client transactions open longer than this block the upgrade (they would be cut off).
+    long_transaction_s: int = Field(300, ge=1)
+    #: How long a restarted member has to stream again before it counts as failed.
+    member_timeout_s: float = Field(180.0, ge=10)
+
+    @model_validator(mode="after")
+    def _postgres_packages_only(self) -> UpgradeInput:
+        # Patroni, etcd, HAProxy and pgBackRest need their own restart step (not built yet):
+        # refuse rather than install a package whose service keeps running the old code.
+        v = self.spec.postgres.version
+        allowed = {f"postgresql-{v}", f"postgresql-client-{v}"}
+        other = sorted(set(self.packages) - allowed)
+        if other:
+            raise ValueError(
+                f"upgrade handles the PostgreSQL {v} packages ({', '.join(sorted(allowed))}) "
+                f"only so far; not {', '.join(other)}"
+            )
+        return self
+
+
+class ResolvedVersions(Model):
+    """What the upgrade installs, as the hosts' apt sources name it."""
+
+    #: Package -> exact Debian version to install.
+    target: dict[str, str]
+    #: Package -> the version installed on the host that resolved them (for a rollback).
+    installed: dict[str, str]
+
+
+class MemberVersions(Model):
+    member: str
+    #: What the running PostgreSQL says it is ("15.20"); empty when it does not answer.
+    server: str
+    #: Package -> installed Debian version.
+    packages: dict[str, str] = {}
+
+
+class DecisionAction(StrEnum):
+    #: The operator fixed the member: check it again and carry on.
+    resume = "resume"
+    #: Put the member back on the version it had, then stop.
+    rollback = "rollback"
+    #: Stop here; the member stays as it is (tagged nofailover/noloadbalance).
+    abort = "abort"
+
+
+class Decision(Model):
+    """An operator's answer to an upgrade stopped at an unhealthy member."""
+
+    action: DecisionAction
+    by: str = ""
+    note: str = ""
+
+
+class Blocked(Model):
+    """Where an upgrade stopped, and why: shown by `pgha watch` and the Web UI."""
+
+    member: str
+    reason: str
+    since: AwareDatetime
+
+
+class MemberOutcome(Model):
+    member: str
+    #: upgraded, already (on the target before), rolled back, failed.
+    result: str
+    version_before: str = ""
+    version_after: str = ""
+    detail: str = ""
+
+
+class RollingCost(Model):
+    """What the writers saw over a whole rolling operation (the probe's log). Pure."""
+
+    #: Total time with writes failing: the sum of every failed-to-next-success stretch.
+    write_down_s: float = 0.0
+    #: Each stretch as (start in seconds since the probe started, length).
+    write_gaps: list[tuple[float, float]] = []
+    failed_writes: int = 0
+    failed_reads: int = 0
+    read_down_s: float = 0.0
+
+
+class UpgradeReport(Model):
+    cluster: str
+    workflow_id: str
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    passed: bool
+    reason: str = ""
+    packages: dict[str, str]
+    versions_before: dict[str, str] = {}
+    #: Member -> server version each runs at the end (PostgreSQL's server_version).
+    versions_after: dict[str, str] = {}
+    members: list[MemberOutcome] = []
+    old_leader: str = ""
+    new_leader: str = ""
+    cost: RollingCost | None = None
+    verdict: Verdict | None = None
+    decisions: list[Decision] = []
+    #: Names the probe's rows in pgha.drill_probe.
+    probe_run: str = ""

@@ -1,0 +1,417 @@
+"""Upgrade: a rolling package upgrade (PostgreSQL minor versions first), one member at a
+time, with the writes down for one switchover.
+
+It stops at the first member that does not come back healthy, leaves every other member
+as it is, and waits for an operator (`pgha resume`, `pgha rollback`, `pgha abort`); no
+second member is ever taken down while one is unhealthy.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pgha.checks.probe_verdict import judge
+    from pgha.checks.rolling_cost import rolling_cost
+    from pgha.checks.rolling_order import NoRollingOrder, RollingPlan, rolling_order
+    from pgha.drill_models import ProbeInput, ProbeLog, Verdict
+    from pgha.hosts.facts.apt_versions import upstream
+    from pgha.progress import Progress, StepState
+    from pgha.rolling_models import (
+        Blocked,
+        Decision,
+        DecisionAction,
+        MemberOutcome,
+        MemberVersions,
+        ResolvedVersions,
+        UpgradeInput,
+        UpgradeReport,
+    )
+    from pgha.spec import ClusterSpec, Role
+    from pgha.status_models import LEADER_ROLES, PatroniStatus
+    from pgha.steps import HostStep, StepResult
+    from pgha.workflows.policy import CONVERGE, HOST_CHECK, LOCAL_WRITE, ActivityPolicy
+    from pgha.workflows.tracker import Tracker, failure_text
+
+#: Waiting for the cluster to be whole: the activity polls and bounds itself; a failure
+#: names what is wrong and is the workflow's to judge, not something to retry.
+HEALTH = ActivityPolicy(
+    start_to_close=timedelta(minutes=10),
+    heartbeat=timedelta(seconds=20),
+    retry=RetryPolicy(maximum_attempts=2, non_retryable_error_types=["NotHealed"]),
+)
+
+#: A package install or a restart: apt's lock and the network are retried; a restart that
+#: did not bring PostgreSQL back is not (the member is stopped at instead).
+MEMBER_WORK = ActivityPolicy(
+    start_to_close=timedelta(minutes=15),
+    heartbeat=timedelta(seconds=30),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=4,
+        non_retryable_error_types=["RestartFailed", "PackageNotFound", "InvalidStepInput"],
+    ),
+)
+
+#: The probe runs through the whole upgrade, an operator's pause included, up to this.
+PROBE_MAX_S = 2 * 3600.0
+SETTLE_S = 3.0
+
+
+class UpgradeStopped(Exception):
+    """The upgrade stopped at a member (an operator's abort or rollback, a failed
+    switchover): the message says where and what state it left."""
+
+
+@workflow.defn(name="Upgrade")
+class Upgrade:
+    """Runbook: the cluster must be whole and no client transaction long; resolve the
+    versions from the hosts' apt sources; start the probe; for each replica (the
+    switchover's candidate last): check the cluster is whole, tag the member
+    nofailover/noloadbalance, install, CHECKPOINT and restart through Patroni, wait until
+    it streams within the lag bound on the new version, untag; then switch over to the
+    candidate and do the old primary the same way; check every member's version; stop the
+    probe and report the write downtime. A member that does not come back stops the
+    upgrade there until an operator decides."""
+
+    def __init__(self) -> None:
+        self.tracker = Tracker("upgrade", "")
+        self.done = False
+        self.blocked: Blocked | None = None
+        self.decision: Decision | None = None
+        self.decisions: list[Decision] = []
+        self.outcomes: list[MemberOutcome] = []
+
+    @workflow.query(name="progress")
+    def progress(self) -> Progress:
+        return self.tracker.progress
+
+    @workflow.query(name="probe_done")
+    def probe_done(self) -> bool:
+        return self.done
+
+    @workflow.query(name="blocked")
+    def blocked_at(self) -> Blocked | None:
+        return self.blocked
+
+    @workflow.update(name="decide")
+    def decide(self, decision: Decision) -> str:
+        self.decision = decision
+        member = self.blocked.member if self.blocked else "?"
+        return {
+            DecisionAction.resume: f"{member} is checked again; the upgrade goes on if healthy",
+            DecisionAction.rollback: f"{member} goes back to its old version; then it stops",
+            DecisionAction.abort: f"the upgrade stops at {member}",
+        }[decision.action]
+
+    @decide.validator
+    def _only_while_blocked(self, decision: Decision) -> None:
+        if self.blocked is None or self.decision is not None:
+            raise ValueError("this upgrade is not waiting for a decision")
+
+    @workflow.run
+    async def run(self, inp: UpgradeInput) -> UpgradeReport:
+        spec = inp.spec
+        self.tracker = Tracker("upgrade", spec.cluster)
+        self.tracker.tag_search_attributes()
+        self.started = workflow.now()
+        self.tracker.phase("gate")
+        try:
+            view = await self._whole(spec, inp, "gate")
+            plan = rolling_order(view, [h.name for h in spec.hosts_with(Role.postgres)])
+            resolved = await self._resolve(spec, inp, plan.primary)
+            before = await self._versions(spec, resolved)
+            todo = [m.member for m in before if self._needs(m, resolved)]
+            if todo:
+                await self._long_transactions(spec, inp)
+        except (ActivityError, NoRollingOrder) as err:
+            why = failure_text(err) if isinstance(err, ActivityError) else str(err)
+            self.tracker.done(f"REFUSED: {why}")
+            raise ApplicationError(f"upgrade refused, nothing was changed: {why}",
+                                   type="UpgradeRefused", non_retryable=True) from None  # fmt: skip
+        if not todo:
+            return self._finish(inp, resolved, before, before, plan, plan.primary, None, None,
+                                "")  # fmt: skip
+        self.tracker.phase("probe")
+        probe = self._start_probe(inp)
+        await workflow.sleep(SETTLE_S)
+        reason = ""
+        old = {m.member: m for m in before}
+        try:
+            for name in plan.replicas:
+                if name in todo:
+                    await self._member(spec, inp, name, resolved, old[name])
+            if plan.primary in todo:
+                await self._switchover(spec, inp, plan)
+                await self._member(spec, inp, plan.primary, resolved, old[plan.primary])
+        except UpgradeStopped as stop:
+            reason = str(stop)
+        except ActivityError as err:
+            reason = failure_text(err)
+        finally:
+            await workflow.sleep(SETTLE_S)
+            self.done = True
+            log = await probe
+        self.tracker.phase("verify")
+        after = await self._versions(spec, resolved)
+        if not reason:
+            behind = [m.member for m in after if self._needs(m, resolved)]
+            if behind:
+                reason = f"not on the target version at the end: {', '.join(behind)}"
+        verdict: Verdict | None = None
+        try:
+            verdict = judge(log)
+        except ValueError as err:
+            reason = reason or str(err)
+        if not reason and verdict is not None and not verdict.safe:
+            reason = f"writes went wrong: {len(verdict.lost)} acknowledged lost"
+        leader = await self._leader(spec, inp)
+        report = self._finish(inp, resolved, before, after, plan, leader, log, verdict, reason)
+        await LOCAL_WRITE.execute("reports.save_upgrade", report, str, summary="save the report")
+        if not report.passed:
+            raise ApplicationError(f"upgrade of {spec.cluster} stopped: {report.reason}",
+                                   report, type="UpgradeStopped", non_retryable=True)  # fmt: skip
+        return report
+
+    # ------------------------------------------------------------------ gate
+
+    async def _whole(self, spec: ClusterSpec, inp: UpgradeInput, key: str,
+                     within: float = 30.0) -> PatroniStatus:  # fmt: skip
+        """Every member runs and streams within the lag bound, one leader runs."""
+        params = {"within_s": f"{within:g}", "max_lag": str(inp.max_lag_bytes)}
+        return await self.tracker.run(
+            key, "every member streaming", None,
+            HEALTH.execute("drill.wait_healthy", _step(spec, params), PatroniStatus,
+                           summary="the cluster is whole"),
+            lambda v: (StepState.ok, f"{_leader(v)} leads, all streaming"),
+        )  # fmt: skip
+
+    async def _resolve(self, spec: ClusterSpec, inp: UpgradeInput, host: str) -> ResolvedVersions:
+        params = {"packages": json.dumps(inp.packages),
+                  "allow_downgrade": "yes" if inp.allow_downgrade else "no"}  # fmt: skip
+        return await self.tracker.run(
+            "resolve", "versions from the apt sources", host,
+            CONVERGE.execute("rolling.resolve_versions", HostStep(spec=spec, host=host,
+                             params=params), ResolvedVersions, summary="resolve versions"),
+            lambda r: (StepState.ok, ", ".join(f"{n} {v}" for n, v in r.target.items())),
+        )  # fmt: skip
+
+    async def _versions(self, spec: ClusterSpec, r: ResolvedVersions) -> list[MemberVersions]:
+        step = _step(spec, {"names": ",".join(r.target)})
+        return await HOST_CHECK.execute("rolling.versions", step, list[MemberVersions],
+                                        summary="what every member runs")  # fmt: skip
+
+    @staticmethod
+    def _needs(m: MemberVersions, r: ResolvedVersions) -> bool:
+        """Whether ``m`` still has a package or a running server off the target."""
+        if any(m.packages.get(n, "").removeprefix("0:") != v.removeprefix("0:")
+               for n, v in r.target.items()):  # fmt: skip
+            return True
+        server = [v for n, v in r.target.items() if n.startswith("postgresql-") and
+                  not n.startswith("postgresql-client")]  # fmt: skip
+        return bool(server) and m.server != upstream(server[0])
+
+    async def _long_transactions(self, spec: ClusterSpec, inp: UpgradeInput) -> None:
+        for h in spec.hosts_with(Role.postgres):
+            step = HostStep(spec=spec, host=h.name,
+                            params={"older_than_s": str(inp.long_transaction_s)})  # fmt: skip
+            await self.tracker.run(
+                f"long-tx-{h.name}", "no long transaction", h.name,
+                HOST_CHECK.execute("rolling.long_transactions", step, StepResult,
+                                   summary="long transactions"),
+                lambda r: (StepState.ok, r.summary),
+            )  # fmt: skip
+
+    def _start_probe(self, inp: UpgradeInput) -> workflow.ActivityHandle[ProbeLog]:
+        run_id = f"{inp.spec.cluster}-upgrade-{str(workflow.uuid4())[:8]}"
+        self.probe_run = run_id
+        return workflow.start_activity(
+            "drill.probe",
+            ProbeInput(spec=inp.spec, rate=inp.rate, run=run_id, max_s=PROBE_MAX_S,
+                       workflow_id=workflow.info().workflow_id),
+            result_type=ProbeLog,
+            start_to_close_timeout=timedelta(seconds=PROBE_MAX_S + 900),
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_attempts=1),
+            summary="probe: writes and reads through the cluster's endpoints",
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ one member
+
+    async def _member(self, spec: ClusterSpec, inp: UpgradeInput, name: str,
+                      r: ResolvedVersions, old: MemberVersions) -> None:  # fmt: skip
+        """The member step: never while another member is unhealthy; drained while it is
+        worked on; undrained only once it is healthy on the new version."""
+        self.tracker.phase(f"member {name}")
+        await self._whole(spec, inp, f"{name}-whole")
+        await self._drain(spec, name, True)
+        await self._install(spec, name, r.target, f"{name}-install")
+        try:
+            await self._restart_and_check(spec, inp, name, r, f"{name}")
+        except ActivityError as err:
+            await self._stopped(spec, inp, name, r, old, failure_text(err))
+        await self._drain(spec, name, False)
+        self.outcomes.append(MemberOutcome(member=name, result="upgraded",
+                                           version_before=old.server,
+                                           version_after=_server_target(r)))  # fmt: skip
+
+    async def _restart_and_check(self, spec: ClusterSpec, inp: UpgradeInput, name: str,
+                                 r: ResolvedVersions, key: str) -> None:  # fmt: skip
+        within = {"within_s": f"{inp.member_timeout_s:g}"}
+        await self.tracker.run(
+            f"{key}-restart", "CHECKPOINT, restart through Patroni", name,
+            MEMBER_WORK.execute("rolling.restart", HostStep(spec=spec, host=name,
+                                params=within), StepResult, summary=f"restart {name}"),
+            lambda s: (StepState.changed if s.changed else StepState.ok, s.summary),
+        )  # fmt: skip
+        await self._whole(spec, inp, f"{key}-healthy", within=inp.member_timeout_s)
+        running = {m.member: m for m in await self._versions(spec, r)}[name]
+        if self._needs(running, r):
+            raise UpgradeStopped(f"{name} runs {running.server or 'nothing'} after its "
+                                 f"restart, not {_server_target(r)}")  # fmt: skip
+
+    async def _drain(self, spec: ClusterSpec, name: str, drained: bool) -> None:
+        word = "yes" if drained else "no"
+        n = sum(1 for s in self.tracker.progress.steps if s.key.startswith(f"{name}-drain"))
+        await self.tracker.run(
+            f"{name}-drain-{n}", "drain (nofailover, noloadbalance)" if drained else "undrain",
+            name,
+            CONVERGE.execute("rolling.set_drained", HostStep(spec=spec, host=name,
+                             params={"drained": word}), StepResult, summary=f"drained={word}"),
+            lambda s: (StepState.changed if s.changed else StepState.ok, s.summary),
+        )  # fmt: skip
+
+    async def _install(self, spec: ClusterSpec, name: str, packages: dict[str, str],
+                       key: str) -> None:  # fmt: skip
+        step = HostStep(spec=spec, host=name, params={"packages": json.dumps(packages)})
+        await self.tracker.run(
+            key, "install " + ", ".join(f"{n}={v}" for n, v in packages.items()), name,
+            MEMBER_WORK.execute("rolling.install", step, StepResult, summary=f"install on {name}"),
+            lambda s: (StepState.changed if s.changed else StepState.ok, s.summary),
+        )  # fmt: skip
+
+    async def _stopped(self, spec: ClusterSpec, inp: UpgradeInput, name: str,
+                       r: ResolvedVersions, old: MemberVersions, why: str) -> None:  # fmt: skip
+        """Wait for an operator while ``name`` is unhealthy; return once it is healthy on
+        the new version (resume); raise UpgradeStopped after a rollback or an abort."""
+        attempt = 0
+        while True:
+            attempt += 1
+            self.blocked = Blocked(member=name, reason=why, since=workflow.now())
+            self.tracker.phase(f"waiting for an operator: {name} is unhealthy")
+            key = f"{name}-decision-{attempt}"
+            self.tracker.add(key, "an operator's decision", name)
+            self.tracker.start(key, f"{why}; `pgha resume`, `pgha rollback` or `pgha abort` "
+                               f"--cluster {spec.cluster}")  # fmt: skip
+            await workflow.wait_condition(lambda: self.decision is not None)
+            decision = self.decision
+            assert decision is not None
+            self.decision, self.blocked = None, None
+            self.decisions.append(decision)
+            note = f": {decision.note}" if decision.note else ""
+            said = f"{decision.action.value} by {decision.by or '?'}{note}"
+            self.tracker.finish(key, StepState.ok, said)
+            if decision.action is DecisionAction.abort:
+                self.outcomes.append(MemberOutcome(member=name, result="failed", detail=why))
+                raise UpgradeStopped(
+                    f"stopped at {name} ({why}); {name} stays drained (nofailover, "
+                    "noloadbalance); no other member was touched"
+                )
+            try:
+                if decision.action is DecisionAction.resume:
+                    await self._restart_and_check(spec, inp, name, r, f"{name}-again-{attempt}")
+                    return
+                await self._install(spec, name, old.packages, f"{name}-rollback-{attempt}")
+                back = ResolvedVersions(target=old.packages, installed=old.packages)
+                await self._restart_and_check(spec, inp, name, back, f"{name}-back-{attempt}")
+            except (ActivityError, UpgradeStopped) as err:
+                why = failure_text(err) if isinstance(err, ActivityError) else str(err)
+                continue
+            await self._drain(spec, name, False)
+            self.outcomes.append(MemberOutcome(member=name, result="rolled back",
+                                               version_before=old.server,
+                                               version_after=old.server, detail=why))  # fmt: skip
+            raise UpgradeStopped(f"{name} was rolled back to {old.server} after: {why}; the "
+                                 "upgrade stopped there, no other member was touched")  # fmt: skip
+
+    # ------------------------------------------------------------------ switchover
+
+    async def _switchover(self, spec: ClusterSpec, inp: UpgradeInput, plan: RollingPlan) -> None:
+        """Hand the primary role to the upgraded candidate: the one write gap."""
+        self.tracker.phase("switchover")
+        await self._whole(spec, inp, "switchover-whole")
+        step = HostStep(spec=spec, host=plan.primary, params={"candidate": plan.candidate})
+        try:
+            await self.tracker.run(
+                "switchover", f"switchover {plan.primary} -> {plan.candidate}", plan.primary,
+                CONVERGE.execute("drill.switchover", step, StepResult, summary="switchover"),
+                lambda s: (StepState.changed, s.summary),
+            )  # fmt: skip
+            view = await self._whole(spec, inp, "switchover-healthy", within=inp.member_timeout_s)
+        except ActivityError as err:
+            raise UpgradeStopped(
+                f"the switchover to {plan.candidate} failed: {failure_text(err)}; "
+                f"{plan.primary} was not upgraded"
+            ) from None
+        if _leader(view) != plan.candidate:
+            raise UpgradeStopped(f"after the switchover {_leader(view)} leads, not "
+                                 f"{plan.candidate}; {plan.primary} was not upgraded")  # fmt: skip
+
+    async def _leader(self, spec: ClusterSpec, inp: UpgradeInput) -> str:
+        try:
+            return _leader(await self._whole(spec, inp, "end-whole", within=60))
+        except ActivityError:
+            return ""
+
+    # ------------------------------------------------------------------ report
+
+    def _finish(
+        self, inp: UpgradeInput, r: ResolvedVersions, before: list[MemberVersions],
+        after: list[MemberVersions], plan: RollingPlan, leader: str, log: ProbeLog | None,
+        verdict: Verdict | None, reason: str,
+    ) -> UpgradeReport:  # fmt: skip
+        done_with = {o.member for o in self.outcomes}
+        outcomes = [*self.outcomes] + [
+            MemberOutcome(member=m.member, result="already", version_before=m.server,
+                          version_after=m.server)
+            for m in before if m.member not in done_with and not self._needs(m, r)
+        ]  # fmt: skip
+        cost = rolling_cost(log) if log is not None else None
+        report = UpgradeReport(
+            cluster=inp.spec.cluster, workflow_id=workflow.info().workflow_id,
+            started_at=self.started, finished_at=workflow.now(), passed=not reason,
+            reason=reason, packages=r.target,
+            versions_before={m.member: m.server for m in before},
+            versions_after={m.member: m.server for m in after},
+            members=outcomes, old_leader=plan.primary, new_leader=leader, cost=cost,
+            verdict=verdict, decisions=self.decisions, probe_run=getattr(self, "probe_run", ""),
+        )  # fmt: skip
+        if report.passed:
+            down = f"writes down {cost.write_down_s:.1f} s in total" if cost else "nothing to do"
+            self.tracker.done(f"every member on {_server_target(r) or r.target}; {down}")
+        else:
+            self.tracker.done(f"STOPPED: {reason}")
+        return report
+
+
+def _server_target(r: ResolvedVersions) -> str:
+    server = [v for n, v in r.target.items()
+              if n.startswith("postgresql-") and not n.startswith("postgresql-client")]  # fmt: skip
+    return upstream(server[0]) if server else ""
+
+
+def _leader(view: PatroniStatus | None) -> str:
+    if view is None:
+        return ""
+    return next((m.name for m in view.members if m.role in LEADER_ROLES), "")
+
+
+def _step(spec: ClusterSpec, params: dict[str, str]) -> HostStep:
+    first = spec.hosts_with(Role.postgres)[0].name
+    return HostStep(spec=spec, host=first, params=params)
