@@ -82,8 +82,8 @@ class FakeUpgradeCluster:
         async def long_tx(step: HostStep) -> StepResult:
             c.calls.append(("long_tx", step.host))
             if step.host == c.long_transaction_on:
-                raise permanent(f"1 transaction(s) open longer than 300 s would be cut off:\n"
-                                f"- {step.host}: pid 42, app@app, open 400 s", "LongTransactions")  # fmt: skip
+                said = f"1 transaction(s) open longer than 300 s would be cut off:\n- {step.host}"
+                raise permanent(f"{said}: pid 42, app@app, open 400 s", "LongTransactions")
             return StepResult(host=step.host, changed=False, summary="none")
 
         @activity.defn(name="rolling.set_drained")
@@ -128,9 +128,9 @@ class FakeUpgradeCluster:
             writes, seq = [], 0
             while not await handle.query("probe_done", result_type=bool):
                 seq += 1
-                ok = not c.writes_down
+                outcome = Outcome.failed if c.writes_down else Outcome.ok
                 writes.append(WriteAttempt(seq=seq, sent=seq * 0.1, done=seq * 0.1 + 0.01,
-                                           outcome=Outcome.ok if ok else Outcome.failed))  # fmt: skip
+                                           outcome=outcome))  # fmt: skip
                 activity.heartbeat()
                 await asyncio.sleep(0.1)
             present = {w.seq: 1 for w in writes if w.outcome is Outcome.ok}
