@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import AwareDatetime, Field, model_validator
 
 from pgha.drill_models import Verdict
+from pgha.hosts.facts.apt_versions import upstream
 from pgha.models import Model
 from pgha.spec import ClusterSpec
 
@@ -125,3 +126,11 @@ class UpgradeReport(Model):
     decisions: list[Decision] = []
     #: Names the probe's rows in pgha.drill_probe.
     probe_run: str = ""
+
+
+def server_version_of(packages: dict[str, str]) -> str:
+    """The PostgreSQL version a package map installs ("15.20" for postgresql-15 at
+    15.20-0+deb12u1), empty when it has no server package. Pure."""
+    server = [v for n, v in packages.items()
+              if n.startswith("postgresql-") and not n.startswith("postgresql-client")]  # fmt: skip
+    return upstream(server[0]) if server else ""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pgha.report_text import utc
-from pgha.rolling_models import UpgradeReport
+from pgha.rolling_models import UpgradeReport, server_version_of
 
 
 def upgrade_headline(report: UpgradeReport) -> str:
     verdict = "DONE" if report.passed else "STOPPED"
-    packages = ", ".join(f"{n} {v}" for n, v in report.packages.items())
+    server = server_version_of(report.packages)
+    packages = (f"PostgreSQL {server}" if server
+                else ", ".join(f"{n} {v}" for n, v in report.packages.items()))  # fmt: skip
     cost = report.cost
     figures = f": writes down {cost.write_down_s:.1f} s" if cost is not None else ""
     return f"{verdict} upgrade of {report.cluster} to {packages}{figures}"
@@ -20,6 +22,7 @@ def upgrade_summary(report: UpgradeReport) -> str:
         "",
         f"cluster {report.cluster}, workflow {report.workflow_id}",
         f"ran {utc(report.started_at)} - {utc(report.finished_at)}",
+        "packages: " + ", ".join(f"{n} {v}" for n, v in report.packages.items()),
     ]
     if report.reason:
         lines.append(f"reason: {report.reason}")

@@ -120,6 +120,7 @@ ACTIVITIES: list[Callable[..., Any]] = [
     rolling.set_drained,
     rolling.install,
     rolling.restart,
+    rolling.switchover,
     rolling.versions,
     reports.save_upgrade,
 ]

@@ -16,13 +16,13 @@ from pgha.activities.common import heartbeating, open_host
 from pgha.activities.converge import param, permanent, step_result, translated
 from pgha.activities.patroni import api_url, as_config_file, render
 from pgha.errors import CommandFailed
+from pgha.hosts.facts import patroni as patroni_facts
 from pgha.hosts.facts.apt_versions import (
     VersionNotAvailable,
     available_versions,
     is_lower,
     pick_version,
 )
-from pgha.hosts.facts.http import http_get
 from pgha.hosts.facts.long_transactions import describe, long_transactions
 from pgha.hosts.facts.packages import installed_packages
 from pgha.hosts.facts.patroni import psql
@@ -35,7 +35,8 @@ from pgha.rolling_models import MemberVersions, ResolvedVersions
 from pgha.spec import ClusterSpec, Role, WatchdogMode
 from pgha.steps import HostStep, StepResult
 
-#: How long a member has to show its new tags in Patroni's API after a reload.
+#: How long a member's new tags may take to reach the DCS after a reload, on top of
+#: Patroni's loop_wait (it writes its member key once per HA loop).
 TAGS_WAIT_S = 30.0
 
 
@@ -112,8 +113,9 @@ async def gate_long_transactions(step: HostStep) -> StepResult:
 @activity.defn(name="rolling.set_drained")
 async def set_drained(step: HostStep) -> StepResult:
     """Tag ``step.host`` nofailover + noloadbalance (``params["drained"]`` yes) or untag it
-    (no) in Patroni's config, reload Patroni, and wait until its API shows the tags: from
-    then on Patroni promotes it not and HAProxy's read-only check skips it. Idempotent.
+    (no) in Patroni's config, reload Patroni, and wait until the DCS shows the tags: from
+    then on Patroni promotes it not, HAProxy's read-only check skips it, and (undrained)
+    a switchover may pick it. Idempotent.
     """
     drained = param(step, "drained") == "yes"
     spec = step.spec
@@ -128,27 +130,56 @@ async def set_drained(step: HostStep) -> StepResult:
 
 
 async def _wait_tags(host: Host, spec: ClusterSpec, name: str, drained: bool) -> None:
-    url = f"{api_url(spec, name)}/patroni"
-    deadline = time.monotonic() + TAGS_WAIT_S
+    """Until the member's tags are in the DCS, not only in its own API: Patroni writes its
+    member key at its next HA loop (up to loop_wait after the reload), and patronictl,
+    the switchover and the other members read the DCS. A switchover to a member whose
+    key still says nofailover fails with "Member ... does not exist"."""
+    within = TAGS_WAIT_S + spec.patroni.loop_wait
+    deadline = time.monotonic() + within
     seen = "no answer"
     while time.monotonic() < deadline:
-        try:
-            body = json.loads(await http_get(host, url, 5))
-            tags = body.get("tags", {}) if isinstance(body, dict) else {}
-            if (
-                bool(tags.get("nofailover")) == drained
-                and bool(tags.get("noloadbalance")) == drained
-            ):
-                return
-            seen = f"tags {tags}"
-        except (CommandFailed, ValueError) as err:
-            seen = str(err)
+        found = await patroni_facts.cluster(host, api_url(spec, name))
+        me = None if isinstance(found, str) else next((m for m in found if m.name == name), None)
+        if me is not None and all(
+            bool(me.tags.get(t)) == drained for t in ("nofailover", "noloadbalance")
+        ):
+            return
+        seen = found if isinstance(found, str) else f"tags {me.tags if me else 'absent'}"
         await asyncio.sleep(1)
     raise RuntimeError(
-        f"host {name}: Patroni did not take the {'drain' if drained else 'undrain'} tags "
-        f"within {TAGS_WAIT_S:g} s after a reload (last seen: {seen}); see "
-        f"`journalctl -u patroni` and {PATRONI_CONFIG_PATH}"
+        f"host {name}: the {'drain' if drained else 'undrain'} tags did not reach the DCS "
+        f"within {within:g} s after a reload (last seen: {seen}); see `journalctl -u "
+        f"patroni` and {PATRONI_CONFIG_PATH}"
     )
+
+
+@activity.defn(name="rolling.switchover")
+async def switchover(step: HostStep) -> StepResult:
+    """Hand the primary role from ``step.host`` to ``params["candidate"]`` through
+    Patroni. Idempotent: when the candidate already leads (a retry after a switchover
+    whose answer was lost) it does nothing.
+
+    :raises ApplicationError: SwitchoverConflict (non-retryable) when a third member leads.
+    """
+    candidate = param(step, "candidate")
+    spec = step.spec
+    async with heartbeating(), open_host(step.target) as host:
+        found = await patroni_facts.cluster(host, api_url(spec, step.host))
+        if isinstance(found, str):
+            raise RuntimeError(f"host {step.host}: Patroni's API does not answer: {found}")
+        leader = ops.leader_of(found)
+        if leader is not None and leader.name == candidate:
+            return StepResult(host=step.host, changed=False, summary=f"{candidate} leads already")
+        if leader is None or leader.name != step.host:
+            raise permanent(
+                f"the switchover {step.host} -> {candidate} is off: "
+                f"{leader.name if leader else 'no member'} leads now", "SwitchoverConflict",
+            )  # fmt: skip
+        cmd = ["patronictl", "-c", PATRONI_CONFIG_PATH, "switchover", "--leader", step.host,
+               "--candidate", candidate, "--force"]  # fmt: skip
+        await host.run(cmd, label="patronictl switchover", timeout=120)
+    return StepResult(host=step.host, changed=True, summary=f"switchover {step.host} -> "
+                      f"{candidate}")  # fmt: skip
 
 
 @activity.defn(name="rolling.install")

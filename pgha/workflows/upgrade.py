@@ -20,7 +20,6 @@ with workflow.unsafe.imports_passed_through():
     from pgha.checks.rolling_cost import rolling_cost
     from pgha.checks.rolling_order import NoRollingOrder, RollingPlan, rolling_order
     from pgha.drill_models import ProbeInput, ProbeLog, Verdict
-    from pgha.hosts.facts.apt_versions import upstream
     from pgha.progress import Progress, StepState
     from pgha.rolling_models import (
         Blocked,
@@ -31,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ResolvedVersions,
         UpgradeInput,
         UpgradeReport,
+        server_version_of,
     )
     from pgha.spec import ClusterSpec, Role
     from pgha.status_models import LEADER_ROLES, PatroniStatus
@@ -213,9 +213,8 @@ class Upgrade:
         if any(m.packages.get(n, "").removeprefix("0:") != v.removeprefix("0:")
                for n, v in r.target.items()):  # fmt: skip
             return True
-        server = [v for n, v in r.target.items() if n.startswith("postgresql-") and
-                  not n.startswith("postgresql-client")]  # fmt: skip
-        return bool(server) and m.server != upstream(server[0])
+        server = server_version_of(r.target)
+        return bool(server) and m.server != server
 
     async def _long_transactions(self, spec: ClusterSpec, inp: UpgradeInput) -> None:
         for h in spec.hosts_with(Role.postgres):
@@ -259,7 +258,7 @@ class Upgrade:
         await self._drain(spec, name, False)
         self.outcomes.append(MemberOutcome(member=name, result="upgraded",
                                            version_before=old.server,
-                                           version_after=_server_target(r)))  # fmt: skip
+                                           version_after=server_version_of(r.target)))  # fmt: skip
 
     async def _restart_and_check(self, spec: ClusterSpec, inp: UpgradeInput, name: str,
                                  r: ResolvedVersions, key: str) -> None:  # fmt: skip
@@ -274,7 +273,7 @@ class Upgrade:
         running = {m.member: m for m in await self._versions(spec, r)}[name]
         if self._needs(running, r):
             raise UpgradeStopped(f"{name} runs {running.server or 'nothing'} after its "
-                                 f"restart, not {_server_target(r)}")  # fmt: skip
+                                 f"restart, not {server_version_of(r.target)}")  # fmt: skip
 
     async def _drain(self, spec: ClusterSpec, name: str, drained: bool) -> None:
         word = "yes" if drained else "no"
@@ -350,8 +349,8 @@ class Upgrade:
         try:
             await self.tracker.run(
                 "switchover", f"switchover {plan.primary} -> {plan.candidate}", plan.primary,
-                CONVERGE.execute("drill.switchover", step, StepResult, summary="switchover"),
-                lambda s: (StepState.changed, s.summary),
+                CONVERGE.execute("rolling.switchover", step, StepResult, summary="switchover"),
+                lambda s: (StepState.changed if s.changed else StepState.ok, s.summary),
             )  # fmt: skip
             view = await self._whole(spec, inp, "switchover-healthy", within=inp.member_timeout_s)
         except ActivityError as err:
@@ -394,16 +393,10 @@ class Upgrade:
         )  # fmt: skip
         if report.passed:
             down = f"writes down {cost.write_down_s:.1f} s in total" if cost else "nothing to do"
-            self.tracker.done(f"every member on {_server_target(r) or r.target}; {down}")
+            self.tracker.done(f"every member on {server_version_of(r.target) or r.target}; {down}")
         else:
             self.tracker.done(f"STOPPED: {reason}")
         return report
-
-
-def _server_target(r: ResolvedVersions) -> str:
-    server = [v for n, v in r.target.items()
-              if n.startswith("postgresql-") and not n.startswith("postgresql-client")]  # fmt: skip
-    return upstream(server[0]) if server else ""
 
 
 def _leader(view: PatroniStatus | None) -> str:

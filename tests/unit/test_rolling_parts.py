@@ -94,6 +94,19 @@ def test_the_summary_names_each_member_and_the_write_downtime() -> None:
         cost=RollingCost(write_down_s=1.8, write_gaps=[(30.0, 1.8)], failed_writes=4),
     )  # fmt: skip
     text = upgrade_summary(report)
-    assert text.startswith("DONE upgrade of lab to postgresql-15 15.20-0+deb12u1: writes down 1.8")
+    assert text.startswith("DONE upgrade of lab to PostgreSQL 15.20: writes down 1.8 s")
+    assert "packages: postgresql-15 15.20-0+deb12u1" in text
     assert "db1: upgraded (15.18 -> 15.20)" in text
     assert "1.8 s at +30 s" in text and "leader db1 -> db2" in text
+
+
+def test_the_cluster_view_carries_each_members_tags_from_the_dcs() -> None:
+    from pgha.hosts.facts.patroni import parse_cluster
+
+    body = (
+        '{"members": [{"name": "db1", "role": "leader", "state": "running", "timeline": 7},'
+        ' {"name": "db2", "role": "replica", "state": "running", "timeline": 7, "lag": 0,'
+        ' "tags": {"nofailover": true, "noloadbalance": true}}]}'
+    )
+    db1, db2 = parse_cluster(body)
+    assert db1.tags == {} and db2.tags == {"nofailover": True, "noloadbalance": True}

@@ -112,7 +112,7 @@ class FakeUpgradeCluster:
                                 "RestartFailed")  # fmt: skip
             return StepResult(host=step.host, changed=True, summary=f"restarted on {version}")
 
-        @activity.defn(name="drill.switchover")
+        @activity.defn(name="rolling.switchover")
         async def switchover(step: HostStep) -> StepResult:
             c.calls.append(("switchover", step.host))
             assert step.host == c.leader

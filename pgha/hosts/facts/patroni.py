@@ -108,6 +108,8 @@ class Member(BaseModel):
     host: str = ""
     timeline: int | None = None
     lag: int | None = None
+    #: nofailover, noloadbalance... as the member's key in the DCS holds them.
+    tags: dict[str, Any] = {}
 
 
 class Replication(BaseModel):
@@ -197,6 +199,7 @@ def parse_cluster(body: str) -> list[Member]:
             host=str(m.get("host", "")),
             timeline=_int(m.get("timeline")),
             lag=_int(m.get("lag")),
+            tags=m.get("tags") if isinstance(m.get("tags"), dict) else {},
         )
         for m in doc["members"]
     ]
