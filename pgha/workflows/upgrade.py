@@ -9,17 +9,15 @@ second member is ever taken down while one is unhealthy.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pgha.checks.probe_verdict import judge
     from pgha.checks.rolling_cost import rolling_cost
     from pgha.checks.rolling_order import NoRollingOrder, RollingPlan, rolling_order
-    from pgha.drill_models import ProbeInput, ProbeLog, Verdict
+    from pgha.drill_models import ProbeLog, Verdict
     from pgha.progress import Progress, StepState
     from pgha.rolling_models import (
         Blocked,
@@ -33,44 +31,21 @@ with workflow.unsafe.imports_passed_through():
         server_version_of,
     )
     from pgha.spec import ClusterSpec, Role
-    from pgha.status_models import LEADER_ROLES, PatroniStatus
     from pgha.steps import HostStep, StepResult
-    from pgha.workflows.policy import CONVERGE, HOST_CHECK, LOCAL_WRITE, ActivityPolicy
+    from pgha.workflows.policy import CONVERGE, HOST_CHECK, LOCAL_WRITE
     from pgha.workflows.tracker import Tracker, failure_text
 
-#: Waiting for the cluster to be whole: the activity polls and bounds itself; a failure
-#: names what is wrong and is the workflow's to judge, not something to retry.
-HEALTH = ActivityPolicy(
-    start_to_close=timedelta(minutes=10),
-    heartbeat=timedelta(seconds=20),
-    retry=RetryPolicy(maximum_attempts=2, non_retryable_error_types=["NotHealed"]),
+from pgha.workflows.rolling_steps import (
+    MEMBER_WORK,
+    SETTLE_S,
+    RollingSteps,
+    RollingStopped,
+    first_member,
 )
-
-#: A package install or a restart: apt's lock and the network are retried; a restart that
-#: did not bring PostgreSQL back is not (the member is stopped at instead).
-MEMBER_WORK = ActivityPolicy(
-    start_to_close=timedelta(minutes=15),
-    heartbeat=timedelta(seconds=30),
-    retry=RetryPolicy(
-        initial_interval=timedelta(seconds=2),
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=4,
-        non_retryable_error_types=["RestartFailed", "PackageNotFound", "InvalidStepInput"],
-    ),
-)
-
-#: The probe runs through the whole upgrade, an operator's pause included, up to this.
-PROBE_MAX_S = 2 * 3600.0
-SETTLE_S = 3.0
-
-
-class UpgradeStopped(Exception):
-    """The upgrade stopped at a member (an operator's abort or rollback, a failed
-    switchover): the message says where and what state it left."""
 
 
 @workflow.defn(name="Upgrade")
-class Upgrade:
+class Upgrade(RollingSteps):
     """Runbook: the cluster must be whole and no client transaction long; resolve the
     versions from the hosts' apt sources; start the probe; for each replica (the
     switchover's candidate last): check the cluster is whole, tag the member
@@ -81,11 +56,7 @@ class Upgrade:
     upgrade there until an operator decides."""
 
     def __init__(self) -> None:
-        self.tracker = Tracker("upgrade", "")
-        self.done = False
-        self.blocked: Blocked | None = None
-        self.decision: Decision | None = None
-        self.decisions: list[Decision] = []
+        self._init_rolling("upgrade")
         self.outcomes: list[MemberOutcome] = []
 
     @workflow.query(name="progress")
@@ -121,9 +92,10 @@ class Upgrade:
         self.tracker = Tracker("upgrade", spec.cluster)
         self.tracker.tag_search_attributes()
         self.started = workflow.now()
+        self.max_lag_bytes, self.member_timeout_s = inp.max_lag_bytes, inp.member_timeout_s
         self.tracker.phase("gate")
         try:
-            view = await self._whole(spec, inp, "gate")
+            view = await self._whole(spec, "gate")
             plan = rolling_order(view, [h.name for h in spec.hosts_with(Role.postgres)])
             resolved = await self._resolve(spec, inp, plan.primary)
             before = await self._versions(spec, resolved)
@@ -139,7 +111,7 @@ class Upgrade:
             return self._finish(inp, resolved, before, before, plan, plan.primary, None, None,
                                 "")  # fmt: skip
         self.tracker.phase("probe")
-        probe = self._start_probe(inp)
+        probe = self._start_probe(spec, inp.rate, "upgrade")
         await workflow.sleep(SETTLE_S)
         reason = ""
         old = {m.member: m for m in before}
@@ -148,9 +120,9 @@ class Upgrade:
                 if name in todo:
                     await self._member(spec, inp, name, resolved, old[name])
             if plan.primary in todo:
-                await self._switchover(spec, inp, plan)
+                await self._switchover(spec, plan.primary, plan.candidate)
                 await self._member(spec, inp, plan.primary, resolved, old[plan.primary])
-        except UpgradeStopped as stop:
+        except RollingStopped as stop:
             reason = str(stop)
         except ActivityError as err:
             reason = failure_text(err)
@@ -171,7 +143,7 @@ class Upgrade:
             reason = reason or str(err)
         if not reason and verdict is not None and not verdict.safe:
             reason = f"writes went wrong: {len(verdict.lost)} acknowledged lost"
-        leader = await self._leader(spec, inp)
+        leader = await self._final_leader(spec)
         report = self._finish(inp, resolved, before, after, plan, leader, log, verdict, reason)
         await LOCAL_WRITE.execute("reports.save_upgrade", report, str, summary="save the report")
         if not report.passed:
@@ -180,17 +152,6 @@ class Upgrade:
         return report
 
     # ------------------------------------------------------------------ gate
-
-    async def _whole(self, spec: ClusterSpec, inp: UpgradeInput, key: str,
-                     within: float = 30.0) -> PatroniStatus:  # fmt: skip
-        """Every member runs and streams within the lag bound, one leader runs."""
-        params = {"within_s": f"{within:g}", "max_lag": str(inp.max_lag_bytes)}
-        return await self.tracker.run(
-            key, "every member streaming", None,
-            HEALTH.execute("drill.wait_healthy", _step(spec, params), PatroniStatus,
-                           summary="the cluster is whole"),
-            lambda v: (StepState.ok, f"{_leader(v)} leads, all streaming"),
-        )  # fmt: skip
 
     async def _resolve(self, spec: ClusterSpec, inp: UpgradeInput, host: str) -> ResolvedVersions:
         params = {"packages": json.dumps(inp.packages),
@@ -203,7 +164,7 @@ class Upgrade:
         )  # fmt: skip
 
     async def _versions(self, spec: ClusterSpec, r: ResolvedVersions) -> list[MemberVersions]:
-        step = _step(spec, {"names": ",".join(r.target)})
+        step = first_member(spec, {"names": ",".join(r.target)})
         return await HOST_CHECK.execute("rolling.versions", step, list[MemberVersions],
                                         summary="what every member runs")  # fmt: skip
 
@@ -227,20 +188,6 @@ class Upgrade:
                 lambda r: (StepState.ok, r.summary),
             )  # fmt: skip
 
-    def _start_probe(self, inp: UpgradeInput) -> workflow.ActivityHandle[ProbeLog]:
-        run_id = f"{inp.spec.cluster}-upgrade-{str(workflow.uuid4())[:8]}"
-        self.probe_run = run_id
-        return workflow.start_activity(
-            "drill.probe",
-            ProbeInput(spec=inp.spec, rate=inp.rate, run=run_id, max_s=PROBE_MAX_S,
-                       workflow_id=workflow.info().workflow_id),
-            result_type=ProbeLog,
-            start_to_close_timeout=timedelta(seconds=PROBE_MAX_S + 900),
-            heartbeat_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(maximum_attempts=1),
-            summary="probe: writes and reads through the cluster's endpoints",
-        )  # fmt: skip
-
     # ------------------------------------------------------------------ one member
 
     async def _member(self, spec: ClusterSpec, inp: UpgradeInput, name: str,
@@ -248,7 +195,7 @@ class Upgrade:
         """The member step: never while another member is unhealthy; drained while it is
         worked on; undrained only once it is healthy on the new version."""
         self.tracker.phase(f"member {name}")
-        await self._whole(spec, inp, f"{name}-whole")
+        await self._whole(spec, f"{name}-whole")
         await self._drain(spec, name, True)
         await self._install(spec, name, r.target, f"{name}-install")
         try:
@@ -269,22 +216,11 @@ class Upgrade:
                                 params=within), StepResult, summary=f"restart {name}"),
             lambda s: (StepState.changed if s.changed else StepState.ok, s.summary),
         )  # fmt: skip
-        await self._whole(spec, inp, f"{key}-healthy", within=inp.member_timeout_s)
+        await self._whole(spec, f"{key}-healthy", within=inp.member_timeout_s)
         running = {m.member: m for m in await self._versions(spec, r)}[name]
         if self._needs(running, r):
-            raise UpgradeStopped(f"{name} runs {running.server or 'nothing'} after its "
+            raise RollingStopped(f"{name} runs {running.server or 'nothing'} after its "
                                  f"restart, not {server_version_of(r.target)}")  # fmt: skip
-
-    async def _drain(self, spec: ClusterSpec, name: str, drained: bool) -> None:
-        word = "yes" if drained else "no"
-        n = sum(1 for s in self.tracker.progress.steps if s.key.startswith(f"{name}-drain"))
-        await self.tracker.run(
-            f"{name}-drain-{n}", "drain (nofailover, noloadbalance)" if drained else "undrain",
-            name,
-            CONVERGE.execute("rolling.set_drained", HostStep(spec=spec, host=name,
-                             params={"drained": word}), StepResult, summary=f"drained={word}"),
-            lambda s: (StepState.changed if s.changed else StepState.ok, s.summary),
-        )  # fmt: skip
 
     async def _install(self, spec: ClusterSpec, name: str, packages: dict[str, str],
                        key: str) -> None:  # fmt: skip
@@ -298,27 +234,15 @@ class Upgrade:
     async def _stopped(self, spec: ClusterSpec, inp: UpgradeInput, name: str,
                        r: ResolvedVersions, old: MemberVersions, why: str) -> None:  # fmt: skip
         """Wait for an operator while ``name`` is unhealthy; return once it is healthy on
-        the new version (resume); raise UpgradeStopped after a rollback or an abort."""
+        the new version (resume); raise RollingStopped after a rollback or an abort."""
         attempt = 0
         while True:
             attempt += 1
-            self.blocked = Blocked(member=name, reason=why, since=workflow.now())
-            self.tracker.phase(f"waiting for an operator: {name} is unhealthy")
-            key = f"{name}-decision-{attempt}"
-            self.tracker.add(key, "an operator's decision", name)
-            self.tracker.start(key, f"{why}; `pgha resume`, `pgha rollback` or `pgha abort` "
-                               f"--cluster {spec.cluster}")  # fmt: skip
-            await workflow.wait_condition(lambda: self.decision is not None)
-            decision = self.decision
-            assert decision is not None
-            self.decision, self.blocked = None, None
-            self.decisions.append(decision)
-            note = f": {decision.note}" if decision.note else ""
-            said = f"{decision.action.value} by {decision.by or '?'}{note}"
-            self.tracker.finish(key, StepState.ok, said)
+            choices = "`pgha resume`, `pgha rollback` or `pgha abort`"
+            decision = await self._decision(spec, name, why, attempt, choices)
             if decision.action is DecisionAction.abort:
                 self.outcomes.append(MemberOutcome(member=name, result="failed", detail=why))
-                raise UpgradeStopped(
+                raise RollingStopped(
                     f"stopped at {name} ({why}); {name} stays drained (nofailover, "
                     "noloadbalance); no other member was touched"
                 )
@@ -329,44 +253,15 @@ class Upgrade:
                 await self._install(spec, name, old.packages, f"{name}-rollback-{attempt}")
                 back = ResolvedVersions(target=old.packages, installed=old.packages)
                 await self._restart_and_check(spec, inp, name, back, f"{name}-back-{attempt}")
-            except (ActivityError, UpgradeStopped) as err:
+            except (ActivityError, RollingStopped) as err:
                 why = failure_text(err) if isinstance(err, ActivityError) else str(err)
                 continue
             await self._drain(spec, name, False)
             self.outcomes.append(MemberOutcome(member=name, result="rolled back",
                                                version_before=old.server,
                                                version_after=old.server, detail=why))  # fmt: skip
-            raise UpgradeStopped(f"{name} was rolled back to {old.server} after: {why}; the "
+            raise RollingStopped(f"{name} was rolled back to {old.server} after: {why}; the "
                                  "upgrade stopped there, no other member was touched")  # fmt: skip
-
-    # ------------------------------------------------------------------ switchover
-
-    async def _switchover(self, spec: ClusterSpec, inp: UpgradeInput, plan: RollingPlan) -> None:
-        """Hand the primary role to the upgraded candidate: the one write gap."""
-        self.tracker.phase("switchover")
-        await self._whole(spec, inp, "switchover-whole")
-        step = HostStep(spec=spec, host=plan.primary, params={"candidate": plan.candidate})
-        try:
-            await self.tracker.run(
-                "switchover", f"switchover {plan.primary} -> {plan.candidate}", plan.primary,
-                CONVERGE.execute("rolling.switchover", step, StepResult, summary="switchover"),
-                lambda s: (StepState.changed if s.changed else StepState.ok, s.summary),
-            )  # fmt: skip
-            view = await self._whole(spec, inp, "switchover-healthy", within=inp.member_timeout_s)
-        except ActivityError as err:
-            raise UpgradeStopped(
-                f"the switchover to {plan.candidate} failed: {failure_text(err)}; "
-                f"{plan.primary} was not upgraded"
-            ) from None
-        if _leader(view) != plan.candidate:
-            raise UpgradeStopped(f"after the switchover {_leader(view)} leads, not "
-                                 f"{plan.candidate}; {plan.primary} was not upgraded")  # fmt: skip
-
-    async def _leader(self, spec: ClusterSpec, inp: UpgradeInput) -> str:
-        try:
-            return _leader(await self._whole(spec, inp, "end-whole", within=60))
-        except ActivityError:
-            return ""
 
     # ------------------------------------------------------------------ report
 
@@ -389,7 +284,7 @@ class Upgrade:
             versions_before={m.member: m.server for m in before},
             versions_after={m.member: m.server for m in after},
             members=outcomes, old_leader=plan.primary, new_leader=leader, cost=cost,
-            verdict=verdict, decisions=self.decisions, probe_run=getattr(self, "probe_run", ""),
+            verdict=verdict, decisions=self.decisions, probe_run=self.probe_run,
         )  # fmt: skip
         if report.passed:
             down = f"writes down {cost.write_down_s:.1f} s in total" if cost else "nothing to do"
@@ -397,14 +292,3 @@ class Upgrade:
         else:
             self.tracker.done(f"STOPPED: {reason}")
         return report
-
-
-def _leader(view: PatroniStatus | None) -> str:
-    if view is None:
-        return ""
-    return next((m.name for m in view.members if m.role in LEADER_ROLES), "")
-
-
-def _step(spec: ClusterSpec, params: dict[str, str]) -> HostStep:
-    first = spec.hosts_with(Role.postgres)[0].name
-    return HostStep(spec=spec, host=first, params=params)
