@@ -45,6 +45,7 @@ from pgha.operations import (
     OPERATIONS,
     PREFLIGHT,
     PROVISION,
+    RECONFIGURE,
     STATUS,
     UPGRADE,
     VERIFY_RESTORE,
@@ -53,6 +54,8 @@ from pgha.operations import (
 )
 from pgha.progress import Progress, StepState
 from pgha.provision_models import ProvisionInput, ProvisionResult
+from pgha.reconfigure_models import ReconfigureInput, ReconfigureReport
+from pgha.reconfigure_text import reconfigure_summary
 from pgha.report_cli import backups, report
 from pgha.report_text import backup_summary, verify_summary
 from pgha.rolling_models import Decision, DecisionAction, UpgradeInput, UpgradeReport
@@ -274,6 +277,8 @@ async def _follow_and_report(
             console.print(drill_summary(DrillReport.model_validate(details)))
         if op_name == UPGRADE.name and isinstance(details, dict):
             console.print(upgrade_summary(UpgradeReport.model_validate(details)))
+        if op_name == RECONFIGURE.name and isinstance(details, dict):
+            console.print(reconfigure_summary(ReconfigureReport.model_validate(details)))
         raise OperationFailed(f"{op_name} failed: {message}") from None
     if op_name == PREFLIGHT.name:
         report = PreflightResult.model_validate(result)
@@ -289,6 +294,8 @@ async def _follow_and_report(
         console.print(drill_summary(DrillReport.model_validate(result)))
     elif op_name == UPGRADE.name:
         console.print(upgrade_summary(UpgradeReport.model_validate(result)))
+    elif op_name == RECONFIGURE.name:
+        console.print(reconfigure_summary(ReconfigureReport.model_validate(result)))
     return result
 
 
@@ -426,6 +433,30 @@ def run_upgrade(
         except ValueError as err:
             raise typer.BadParameter(str(err)) from None
         await _operate(UPGRADE.name, spec.cluster, inp, detach)
+
+    run_async(go)
+
+
+@run_app.command("reconfigure")
+def run_reconfigure(
+    cluster: ClusterOpt,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; change nothing.")
+    ] = False,
+    rate: Annotated[
+        float, typer.Option(help="Probe writes (and reads) per second during restarts.")
+    ] = 20.0,
+    detach: DetachOpt = False,
+) -> None:
+    """Bring the hosts to the spec: compare (DCS settings, each member's parameters,
+    HAProxy/keepalived/pgbouncer/pgBackRest files), reload what changed, write the
+    cluster-wide settings, then restart only members with a pending restart (replicas
+    first, the primary by switchover; the primary first when a standby minimum is lowered)."""
+
+    async def go() -> None:
+        spec = load_spec(cluster)
+        inp = ReconfigureInput(spec=spec, dry_run=dry_run, rate=rate)
+        await _operate(RECONFIGURE.name, spec.cluster, inp, detach)
 
     run_async(go)
 

@@ -43,10 +43,22 @@ VERIFY_RESTORE = Operation("verify-restore", "VerifyRestore", mutating=True)
 BACKUPS = Operation("backups", "BackupsView", mutating=False)
 DRILL = Operation("drill", "Drill", mutating=True)
 UPGRADE = Operation("upgrade", "Upgrade", mutating=True)
+#: Mutating even as a dry run: its plan must not race another operation's changes.
+RECONFIGURE = Operation("reconfigure", "Reconfigure", mutating=True)
 
 OPERATIONS: dict[str, Operation] = {
     op.name: op
-    for op in (PREFLIGHT, PROVISION, STATUS, BACKUP, VERIFY_RESTORE, BACKUPS, DRILL, UPGRADE)
+    for op in (
+        PREFLIGHT,
+        PROVISION,
+        STATUS,
+        BACKUP,
+        VERIFY_RESTORE,
+        BACKUPS,
+        DRILL,
+        UPGRADE,
+        RECONFIGURE,
+    )
 }
 
 

@@ -30,6 +30,7 @@ from pgha.activities import (
     pgbouncer,
     postgres,
     probe,
+    reconfigure,
     reports,
     restore_verify,
     rolling,
@@ -43,6 +44,7 @@ from pgha.workflows.backups_view import BackupsView
 from pgha.workflows.drill import Drill
 from pgha.workflows.preflight import Preflight
 from pgha.workflows.provision import Provision
+from pgha.workflows.reconfigure import Reconfigure
 from pgha.workflows.scheduled import ScheduledRun
 from pgha.workflows.status import ClusterStatusWorkflow
 from pgha.workflows.upgrade import Upgrade
@@ -58,6 +60,7 @@ WORKFLOWS: list[type] = [
     ScheduledRun,
     Drill,
     Upgrade,
+    Reconfigure,
 ]
 ACTIVITIES: list[Callable[..., Any]] = [
     check_host,
@@ -123,6 +126,10 @@ ACTIVITIES: list[Callable[..., Any]] = [
     rolling.switchover,
     rolling.versions,
     reports.save_upgrade,
+    reconfigure.plan,
+    reconfigure.apply_dcs,
+    reconfigure.pending_restarts,
+    reconfigure.restart_pending,
 ]
 
 #: Identity prefix of the short-lived worker a CLI command runs while it waits.

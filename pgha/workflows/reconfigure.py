@@ -1,0 +1,272 @@
+"""Reconfigure: bring the hosts' settings to the spec, restarting only what must restart.
+
+Files first (services reload: HAProxy hitlessly, keepalived keeping the VIP, pgbouncer
+keeping its clients, Patroni re-reading its file and reloading PostgreSQL), then the
+cluster-wide settings in one write to the DCS, then the members Patroni says need a
+restart, one at a time: replicas first and the primary by switchover, or the primary
+first (in place) when a setting standbys must keep at least as high as the primary is
+lowered.
+"""
+
+from __future__ import annotations
+
+import json
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pgha.checks.probe_verdict import judge
+    from pgha.checks.rolling_cost import rolling_cost
+    from pgha.checks.rolling_order import NoRollingOrder, rolling_order
+    from pgha.drill_models import ProbeLog
+    from pgha.progress import Progress, StepState
+    from pgha.reconfigure_models import (
+        FileChange,
+        ReconfigureInput,
+        ReconfigurePlan,
+        ReconfigureReport,
+    )
+    from pgha.rolling_models import Blocked, Decision, DecisionAction
+    from pgha.spec import ClusterSpec, Role
+    from pgha.steps import HostStep, StepResult
+    from pgha.workflows.policy import CONVERGE, HOST_CHECK
+    from pgha.workflows.tracker import Tracker, failure_text
+
+from pgha.workflows.rolling_steps import (
+    MEMBER_WORK,
+    SETTLE_S,
+    RollingSteps,
+    RollingStopped,
+    first_member,
+)
+
+#: The converge activity that applies each service's file (provision's own: it reloads).
+APPLY = {
+    "patroni": "patroni.ensure_config",
+    "haproxy": "haproxy.ensure_config",
+    "keepalived": "keepalived.ensure_config",
+    "pgbouncer": "pgbouncer.ensure_config",
+    "pgbackrest": "pgbackrest.ensure_config",
+}
+
+
+@workflow.defn(name="Reconfigure")
+class Reconfigure(RollingSteps):
+    """Runbook: the cluster must be whole; compare the spec with the DCS and the hosts and
+    show the plan (a dry run stops here); apply the files (reloads); write the DCS
+    changes; ask Patroni which members now need a restart; restart those one at a time
+    through Patroni with the probe running (drained replicas first, the candidate last,
+    a switchover, then the old primary; or the primary first in place when a standby
+    minimum is lowered); stop at a member that does not come back and wait for an
+    operator; report."""
+
+    def __init__(self) -> None:
+        self._init_rolling("reconfigure")
+        self.restarted: list[str] = []
+        self.switched = ""
+
+    @workflow.query(name="progress")
+    def progress(self) -> Progress:
+        return self.tracker.progress
+
+    @workflow.query(name="probe_done")
+    def probe_done(self) -> bool:
+        return self.done
+
+    @workflow.query(name="blocked")
+    def blocked_at(self) -> Blocked | None:
+        return self.blocked
+
+    @workflow.update(name="decide")
+    def decide(self, decision: Decision) -> str:
+        self.decision = decision
+        member = self.blocked.member if self.blocked else "?"
+        if decision.action is DecisionAction.resume:
+            return f"{member} is checked again; the reconfigure goes on if healthy"
+        return f"the reconfigure stops at {member}"
+
+    @decide.validator
+    def _only_while_blocked(self, decision: Decision) -> None:
+        if self.blocked is None or self.decision is not None:
+            raise ValueError("this reconfigure is not waiting for a decision")
+        if decision.action is DecisionAction.rollback:
+            raise ValueError("a reconfigure has no rollback: put the old values back in the "
+                             "spec and run reconfigure again, or resume or abort")  # fmt: skip
+
+    @workflow.run
+    async def run(self, inp: ReconfigureInput) -> ReconfigureReport:
+        spec = inp.spec
+        self.tracker = Tracker("reconfigure", spec.cluster)
+        self.tracker.tag_search_attributes()
+        self.started = workflow.now()
+        self.max_lag_bytes, self.member_timeout_s = inp.max_lag_bytes, inp.member_timeout_s
+        self.tracker.phase("plan")
+        try:
+            await self._whole(spec, "gate")
+            plan = await self.tracker.run(
+                "plan", "compare the spec with the DCS and the hosts", None,
+                HOST_CHECK.execute("reconfigure.plan", first_member(spec, {}), ReconfigurePlan,
+                                   summary="plan"),
+                lambda p: (StepState.ok, _plan_line(p)),
+            )  # fmt: skip
+        except ActivityError as err:
+            why = failure_text(err)
+            self.tracker.done(f"REFUSED: {why}")
+            raise ApplicationError(
+                f"reconfigure refused, nothing was changed: {why}",
+                type="ReconfigureRefused",
+                non_retryable=True,
+            ) from None
+        if inp.dry_run or plan.empty:
+            return self._finish(inp, plan, "", None)
+        self.tracker.phase("apply files")
+        for f in plan.files:
+            await self._apply_file(spec, f)
+        dcs = [c for c in plan.changes if c.scope == "dcs"]
+        if dcs:
+            self.tracker.phase("apply DCS")
+            await self.tracker.run(
+                "dcs", "cluster-wide settings (patronictl edit-config)", plan.leader,
+                CONVERGE.execute("reconfigure.apply_dcs", HostStep(spec=spec, host=plan.leader,
+                                 params={"changes": json.dumps([c.model_dump() for c in dcs])}),
+                                 StepResult, summary="DCS"),
+                lambda s: (StepState.changed if s.changed else StepState.ok, s.summary),
+            )  # fmt: skip
+        pending = await self.tracker.run(
+            "pending", "members with a pending restart", None,
+            HOST_CHECK.execute("reconfigure.pending_restarts",
+                               first_member(spec, {"expect": "yes" if plan.restarts else "no"}),
+                               list[str], summary="pending restarts"),
+            lambda p: (StepState.ok, ", ".join(p) or "none"),
+        )  # fmt: skip
+        if not pending:
+            return self._finish(inp, plan, "", None)
+        return await self._restarts(inp, plan, pending)
+
+    async def _apply_file(self, spec: ClusterSpec, f: FileChange) -> None:
+        await self.tracker.run(
+            f"file-{f.service}-{f.host}", f"{f.path} ({f.service}: {f.apply})", f.host,
+            CONVERGE.execute(APPLY[f.service], HostStep(spec=spec, host=f.host), StepResult,
+                             summary=f"{f.service} on {f.host}"),
+            lambda s: (StepState.changed if s.changed else StepState.ok, s.summary),
+        )  # fmt: skip
+
+    async def _restarts(
+        self, inp: ReconfigureInput, plan: ReconfigurePlan, pending: list[str]
+    ) -> ReconfigureReport:
+        spec = inp.spec
+        self.tracker.phase("restarts")
+        view = await self._whole(spec, "restart-gate")
+        try:
+            order = rolling_order(view, [h.name for h in spec.hosts_with(Role.postgres)])
+        except NoRollingOrder as err:
+            return self._finish(inp, plan, f"restarts not done: {err}", None)
+        probe = self._start_probe(spec, inp.rate, "reconfigure")
+        await workflow.sleep(SETTLE_S)
+        reason = ""
+        try:
+            if plan.lowered and order.primary in pending:
+                # Standbys must keep these at least as high as the primary: lower it first.
+                await self._member(spec, order.primary, drain=False)
+                for name in order.replicas:
+                    await self._member(spec, name)
+            else:
+                for name in order.replicas:
+                    if name in pending:
+                        await self._member(spec, name)
+                if order.primary in pending:
+                    await self._switchover(spec, order.primary, order.candidate)
+                    self.switched = f"{order.primary} -> {order.candidate}"
+                    await self._member(spec, order.primary)
+        except RollingStopped as stop:
+            reason = str(stop)
+        except ActivityError as err:
+            reason = failure_text(err)
+        finally:
+            await workflow.sleep(SETTLE_S)
+            self.done = True
+            log = await probe
+        return await self._save(inp, plan, reason, log)
+
+    async def _member(self, spec: ClusterSpec, name: str, drain: bool = True) -> None:
+        """One member's restart; the primary in place is not drained (it serves writes)."""
+        self.tracker.phase(f"member {name}")
+        await self._whole(spec, f"{name}-whole")
+        if drain:
+            await self._drain(spec, name, True)
+        attempt = 0
+        while True:
+            try:
+                await self._restart(spec, name, f"{name}-{attempt}")
+                break
+            except ActivityError as err:
+                attempt += 1
+                decision = await self._decision(spec, name, failure_text(err), attempt,
+                                                "`pgha resume` or `pgha abort`")  # fmt: skip
+                if decision.action is not DecisionAction.resume:
+                    raise RollingStopped(
+                        f"stopped at {name}; it stays drained (nofailover, noloadbalance); "
+                        "no other member was restarted after it"
+                    ) from None
+        if drain:
+            await self._drain(spec, name, False)
+        self.restarted.append(name)
+
+    async def _restart(self, spec: ClusterSpec, name: str, key: str) -> None:
+        within = {"within_s": f"{self.member_timeout_s:g}"}
+        await self.tracker.run(
+            f"{key}-restart", "restart through Patroni (pending restart)", name,
+            MEMBER_WORK.execute("reconfigure.restart_pending", HostStep(spec=spec, host=name,
+                                params=within), StepResult, summary=f"restart {name}"),
+            lambda s: (StepState.changed if s.changed else StepState.ok, s.summary),
+        )  # fmt: skip
+        await self._whole(spec, f"{key}-healthy", within=self.member_timeout_s)
+
+    async def _save(
+        self, inp: ReconfigureInput, plan: ReconfigurePlan, reason: str, log: ProbeLog
+    ) -> ReconfigureReport:
+        try:
+            verdict = judge(log)
+        except ValueError as err:
+            verdict, reason = None, reason or str(err)
+        if not reason and verdict is not None and not verdict.safe:
+            reason = f"writes went wrong: {len(verdict.lost)} acknowledged lost"
+        report = self._finish(inp, plan, reason, log)
+        if verdict is not None:
+            report = report.model_copy(update={"lost": len(verdict.lost)})
+        if not report.passed:
+            raise ApplicationError(
+                f"reconfigure of {inp.spec.cluster} stopped: {reason}",
+                report,
+                type="ReconfigureStopped",
+                non_retryable=True,
+            )
+        return report
+
+    def _finish(self, inp: ReconfigureInput, plan: ReconfigurePlan, reason: str,
+                log: ProbeLog | None) -> ReconfigureReport:  # fmt: skip
+        cost = rolling_cost(log) if log is not None else None
+        report = ReconfigureReport(
+            cluster=inp.spec.cluster, workflow_id=workflow.info().workflow_id,
+            started_at=self.started, finished_at=workflow.now(), passed=not reason,
+            reason=reason, dry_run=inp.dry_run, plan=plan, restarted=self.restarted,
+            switchover=self.switched, write_down_s=cost.write_down_s if cost else None,
+            failed_reads=cost.failed_reads if cost else None, decisions=self.decisions,
+        )  # fmt: skip
+        if inp.dry_run:
+            self.tracker.done(f"dry run: {_plan_line(plan)}; nothing was changed")
+        elif report.passed:
+            restarts = f"restarted {', '.join(self.restarted)}" if self.restarted else "no restart"
+            self.tracker.done(f"{_plan_line(plan)}; {restarts}")
+        else:
+            self.tracker.done(f"STOPPED: {reason}")
+        return report
+
+
+def _plan_line(plan: ReconfigurePlan) -> str:
+    if plan.empty:
+        return "nothing differs from the spec"
+    restart = sum(1 for c in plan.changes if c.restart)
+    return (f"{len(plan.changes)} setting(s) ({restart} need a restart), "
+            f"{len(plan.files)} file(s)")  # fmt: skip
