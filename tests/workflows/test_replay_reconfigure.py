@@ -33,8 +33,9 @@ async def test_write_history(env: WorkflowEnvironment) -> None:
     task_queue = f"replay-{uuid.uuid4()}"
     async with build_worker(env.client, task_queue, workflows=[Reconfigure],
                             activities=fake.activities()):  # fmt: skip
-        handle = await start_operation(env.client, RECONFIGURE, spec.cluster,
-                                       ReconfigureInput(spec=spec), task_queue=task_queue)  # fmt: skip
+        inp = ReconfigureInput(spec=spec)
+        handle = await start_operation(env.client, RECONFIGURE, spec.cluster, inp,
+                                       task_queue=task_queue)  # fmt: skip
         await handle.result()
         history = await handle.fetch_history()
     (HISTORIES / f"{NAME}.json").write_text(history.to_json())
