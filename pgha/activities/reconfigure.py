@@ -175,7 +175,8 @@ async def _pending(host: Host, spec: ClusterSpec, name: str) -> bool | None:
 @activity.defn(name="reconfigure.pending_restarts")
 async def pending_restarts(step: HostStep) -> list[str]:
     """The members whose Patroni reports a pending restart, after waiting for every member
-    to take the DCS change (loop_wait + a margin) when ``params["expect"]`` is yes. Read-only.
+    to take a reloaded file or a DCS change (loop_wait + a margin: Patroni applies both at
+    its next HA loop) when ``params["expect"]`` is yes. Read-only.
     """
     spec = step.spec
     if step.params.get("expect") == "yes":

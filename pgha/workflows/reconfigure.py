@@ -133,10 +133,14 @@ class Reconfigure(RollingSteps):
                                  StepResult, summary="DCS"),
                 lambda s: (StepState.changed if s.changed else StepState.ok, s.summary),
             )  # fmt: skip
+        # Patroni takes a reloaded file or a DCS change at its next HA loop (a SIGHUP does
+        # not wake it): wait that long before asking what is pending, and before reporting
+        # the new values in effect.
+        patroni = bool(dcs) or any(f.service == "patroni" for f in plan.files)
         pending = await self.tracker.run(
             "pending", "members with a pending restart", None,
             HOST_CHECK.execute("reconfigure.pending_restarts",
-                               first_member(spec, {"expect": "yes" if plan.restarts else "no"}),
+                               first_member(spec, {"expect": "yes" if patroni else "no"}),
                                list[str], summary="pending restarts"),
             lambda p: (StepState.ok, ", ".join(p) or "none"),
         )  # fmt: skip
