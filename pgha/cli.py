@@ -47,6 +47,7 @@ from pgha.operations import (
     PROVISION,
     RECONFIGURE,
     STATUS,
+    SWITCHOVER,
     UPGRADE,
     VERIFY_RESTORE,
     lock_id,
@@ -58,11 +59,18 @@ from pgha.reconfigure_models import ReconfigureInput, ReconfigureReport
 from pgha.reconfigure_text import reconfigure_summary
 from pgha.report_cli import backups, report
 from pgha.report_text import backup_summary, verify_summary
-from pgha.rolling_models import Decision, DecisionAction, UpgradeInput, UpgradeReport
+from pgha.rolling_models import (
+    Decision,
+    DecisionAction,
+    SwitchoverInput,
+    SwitchoverReport,
+    UpgradeInput,
+    UpgradeReport,
+)
 from pgha.rolling_text import upgrade_summary
 from pgha.schedule_cli import schedule_app
 from pgha.settings import EMBEDDED_ADDRESS, TemporalSettings, temporal_settings
-from pgha.spec import load_spec, spec_to_yaml
+from pgha.spec import Role, load_spec, spec_to_yaml
 from pgha.status_models import ClusterStatus, StatusInput
 from pgha.temporal import connect, embedded_server_command, server_paths, server_running
 from pgha.views import preflight_report, progress_view, provision_report, status_report
@@ -296,6 +304,11 @@ async def _follow_and_report(
         console.print(upgrade_summary(UpgradeReport.model_validate(result)))
     elif op_name == RECONFIGURE.name:
         console.print(reconfigure_summary(ReconfigureReport.model_validate(result)))
+    elif op_name == SWITCHOVER.name:
+        r = SwitchoverReport.model_validate(result)
+        down = f"writes down {r.cost.write_down_s:.2f} s" if r.cost else ""
+        lost = f", {len(r.verdict.lost)} acknowledged lost" if r.verdict else ""
+        console.print(f"switchover {r.old_leader} -> {r.new_leader}: {down}{lost}")
     return result
 
 
@@ -457,6 +470,36 @@ def run_reconfigure(
         spec = load_spec(cluster)
         inp = ReconfigureInput(spec=spec, dry_run=dry_run, rate=rate)
         await _operate(RECONFIGURE.name, spec.cluster, inp, detach)
+
+    run_async(go)
+
+
+@run_app.command("switchover")
+def run_switchover(
+    cluster: ClusterOpt,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Replica to promote (default: the synchronous standby, "
+            "else the one with the least lag).",
+        ),
+    ] = None,
+    rate: Annotated[
+        float, typer.Option(help="Probe writes (and reads) per second through the endpoints.")
+    ] = 20.0,
+    detach: DetachOpt = False,
+) -> None:
+    """Planned switchover through Patroni on a whole cluster, measured by the probe."""
+
+    async def go() -> None:
+        spec = load_spec(cluster)
+        if to is not None and to not in [h.name for h in spec.hosts_with(Role.postgres)]:
+            raise typer.BadParameter(
+                f"{to} is not a PostgreSQL host of {spec.cluster}", param_hint="--to"
+            )
+        await _operate(SWITCHOVER.name, spec.cluster,
+                       SwitchoverInput(spec=spec, to=to, rate=rate), detach)  # fmt: skip
 
     run_async(go)
 

@@ -45,6 +45,7 @@ DRILL = Operation("drill", "Drill", mutating=True)
 UPGRADE = Operation("upgrade", "Upgrade", mutating=True)
 #: Mutating even as a dry run: its plan must not race another operation's changes.
 RECONFIGURE = Operation("reconfigure", "Reconfigure", mutating=True)
+SWITCHOVER = Operation("switchover", "Switchover", mutating=True)
 
 OPERATIONS: dict[str, Operation] = {
     op.name: op
@@ -58,6 +59,7 @@ OPERATIONS: dict[str, Operation] = {
         DRILL,
         UPGRADE,
         RECONFIGURE,
+        SWITCHOVER,
     )
 }
 

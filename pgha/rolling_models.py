@@ -134,3 +134,23 @@ def server_version_of(packages: dict[str, str]) -> str:
     server = [v for n, v in packages.items()
               if n.startswith("postgresql-") and not n.startswith("postgresql-client")]  # fmt: skip
     return upstream(server[0]) if server else ""
+
+
+class SwitchoverInput(Model):
+    spec: ClusterSpec
+    #: The member to hand the primary role to; None: the best replica (the synchronous
+    #: standby, else the one with the least lag).
+    to: str | None = None
+    rate: float = Field(20.0, gt=0, le=200)
+    max_lag_bytes: int = Field(16 * 1024 * 1024, ge=0)
+
+
+class SwitchoverReport(Model):
+    cluster: str
+    workflow_id: str
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    old_leader: str
+    new_leader: str
+    cost: RollingCost | None = None
+    verdict: Verdict | None = None

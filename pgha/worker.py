@@ -47,6 +47,7 @@ from pgha.workflows.provision import Provision
 from pgha.workflows.reconfigure import Reconfigure
 from pgha.workflows.scheduled import ScheduledRun
 from pgha.workflows.status import ClusterStatusWorkflow
+from pgha.workflows.switchover import Switchover
 from pgha.workflows.upgrade import Upgrade
 from pgha.workflows.verify_restore import VerifyRestore
 
@@ -61,6 +62,7 @@ WORKFLOWS: list[type] = [
     Drill,
     Upgrade,
     Reconfigure,
+    Switchover,
 ]
 ACTIVITIES: list[Callable[..., Any]] = [
     check_host,
