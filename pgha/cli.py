@@ -40,12 +40,14 @@ from pgha.drill_text import drill_summary
 from pgha.errors import OperationFailed, PghaError, SpecError, TemporalUnavailable
 from pgha.lab.cli import lab_app
 from pgha.operations import (
+    ADD_NODE,
     BACKUP,
     DRILL,
     OPERATIONS,
     PREFLIGHT,
     PROVISION,
     RECONFIGURE,
+    REMOVE_NODE,
     STATUS,
     SWITCHOVER,
     UPGRADE,
@@ -73,6 +75,7 @@ from pgha.settings import EMBEDDED_ADDRESS, TemporalSettings, temporal_settings
 from pgha.spec import Role, load_spec, spec_to_yaml
 from pgha.status_models import ClusterStatus, StatusInput
 from pgha.temporal import connect, embedded_server_command, server_paths, server_running
+from pgha.topology_models import NodeInput, NodeReport
 from pgha.views import preflight_report, progress_view, provision_report, status_report
 from pgha.worker import (
     in_process_worker,
@@ -304,6 +307,11 @@ async def _follow_and_report(
         console.print(upgrade_summary(UpgradeReport.model_validate(result)))
     elif op_name == RECONFIGURE.name:
         console.print(reconfigure_summary(ReconfigureReport.model_validate(result)))
+    elif op_name in (ADD_NODE.name, REMOVE_NODE.name):
+        n = NodeReport.model_validate(result)
+        console.print(f"{n.host} {n.action}; members: {', '.join(n.members)} ({n.leader} leads)")
+        for line in n.next_steps:
+            console.print(f"next: {line}")
     elif op_name == SWITCHOVER.name:
         r = SwitchoverReport.model_validate(result)
         down = f"writes down {r.cost.write_down_s:.2f} s" if r.cost else ""
@@ -500,6 +508,41 @@ def run_switchover(
             )
         await _operate(SWITCHOVER.name, spec.cluster,
                        SwitchoverInput(spec=spec, to=to, rate=rate), detach)  # fmt: skip
+
+    run_async(go)
+
+
+HostOpt = Annotated[str, typer.Option("--host", help="The database host (as named in the spec).")]
+
+
+@run_app.command("add-node")
+def run_add_node(cluster: ClusterOpt, host: HostOpt, detach: DetachOpt = False) -> None:
+    """Add a database host the spec lists but the cluster does not have yet: provision the
+    spec (packages, certificates, every member's pg_hba, HAProxy), Patroni clones it from
+    the leader; done when it streams."""
+
+    async def go() -> None:
+        spec = load_spec(cluster)
+        inp = NodeInput(spec=spec, host=host)
+        if why := inp.problem():
+            raise typer.BadParameter(why, param_hint="--host")
+        await _operate(ADD_NODE.name, spec.cluster, inp, detach)
+
+    run_async(go)
+
+
+@run_app.command("remove-node")
+def run_remove_node(cluster: ClusterOpt, host: HostOpt, detach: DetachOpt = False) -> None:
+    """Take a database host out of the cluster: a switchover if it leads, drained, the rest
+    reconfigured without it, Patroni stopped and disabled there (its data is kept). Then
+    remove it from the spec file."""
+
+    async def go() -> None:
+        spec = load_spec(cluster)
+        inp = NodeInput(spec=spec, host=host)
+        if why := inp.problem():
+            raise typer.BadParameter(why, param_hint="--host")
+        await _operate(REMOVE_NODE.name, spec.cluster, inp, detach)
 
     run_async(go)
 

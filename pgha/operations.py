@@ -46,6 +46,8 @@ UPGRADE = Operation("upgrade", "Upgrade", mutating=True)
 #: Mutating even as a dry run: its plan must not race another operation's changes.
 RECONFIGURE = Operation("reconfigure", "Reconfigure", mutating=True)
 SWITCHOVER = Operation("switchover", "Switchover", mutating=True)
+ADD_NODE = Operation("add-node", "AddNode", mutating=True)
+REMOVE_NODE = Operation("remove-node", "RemoveNode", mutating=True)
 
 OPERATIONS: dict[str, Operation] = {
     op.name: op
@@ -60,6 +62,8 @@ OPERATIONS: dict[str, Operation] = {
         UPGRADE,
         RECONFIGURE,
         SWITCHOVER,
+        ADD_NODE,
+        REMOVE_NODE,
     )
 }
 

@@ -35,6 +35,7 @@ from pgha.activities import (
     restore_verify,
     rolling,
     status,
+    topology,
 )
 from pgha.activities.cluster_lock import describe_lock
 from pgha.activities.preflight import check_host
@@ -48,6 +49,7 @@ from pgha.workflows.reconfigure import Reconfigure
 from pgha.workflows.scheduled import ScheduledRun
 from pgha.workflows.status import ClusterStatusWorkflow
 from pgha.workflows.switchover import Switchover
+from pgha.workflows.topology import AddNode, RemoveNode
 from pgha.workflows.upgrade import Upgrade
 from pgha.workflows.verify_restore import VerifyRestore
 
@@ -63,6 +65,8 @@ WORKFLOWS: list[type] = [
     Upgrade,
     Reconfigure,
     Switchover,
+    AddNode,
+    RemoveNode,
 ]
 ACTIVITIES: list[Callable[..., Any]] = [
     check_host,
@@ -132,6 +136,8 @@ ACTIVITIES: list[Callable[..., Any]] = [
     reconfigure.apply_dcs,
     reconfigure.pending_restarts,
     reconfigure.restart_pending,
+    topology.retire_member,
+    topology.wait_member_gone,
 ]
 
 #: Identity prefix of the short-lived worker a CLI command runs while it waits.
