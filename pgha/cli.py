@@ -43,6 +43,8 @@ from pgha.operations import (
     ADD_NODE,
     BACKUP,
     DRILL,
+    ETCD_ADD,
+    ETCD_REMOVE,
     OPERATIONS,
     PREFLIGHT,
     PROVISION,
@@ -75,7 +77,7 @@ from pgha.settings import EMBEDDED_ADDRESS, TemporalSettings, temporal_settings
 from pgha.spec import Role, load_spec, spec_to_yaml
 from pgha.status_models import ClusterStatus, StatusInput
 from pgha.temporal import connect, embedded_server_command, server_paths, server_running
-from pgha.topology_models import NodeInput, NodeReport
+from pgha.topology_models import EtcdMemberInput, EtcdMemberReport, NodeInput, NodeReport
 from pgha.views import preflight_report, progress_view, provision_report, status_report
 from pgha.worker import (
     in_process_worker,
@@ -312,6 +314,13 @@ async def _follow_and_report(
         console.print(f"{n.host} {n.action}; members: {', '.join(n.members)} ({n.leader} leads)")
         for line in n.next_steps:
             console.print(f"next: {line}")
+    elif op_name in (ETCD_ADD.name, ETCD_REMOVE.name):
+        e = EtcdMemberReport.model_validate(result)
+        console.print(
+            f"{e.host} {e.action}; etcd members: {', '.join(e.members)} ({e.leader} leads)"
+        )
+        for line in e.next_steps:
+            console.print(f"next: {line}")
     elif op_name == SWITCHOVER.name:
         r = SwitchoverReport.model_validate(result)
         down = f"writes down {r.cost.write_down_s:.2f} s" if r.cost else ""
@@ -543,6 +552,37 @@ def run_remove_node(cluster: ClusterOpt, host: HostOpt, detach: DetachOpt = Fals
         if why := inp.problem():
             raise typer.BadParameter(why, param_hint="--host")
         await _operate(REMOVE_NODE.name, spec.cluster, inp, detach)
+
+    run_async(go)
+
+
+@run_app.command("etcd-add")
+def run_etcd_add(cluster: ClusterOpt, host: HostOpt, detach: DetachOpt = False) -> None:
+    """Grow etcd by the host the spec gives role etcd: `member add`, the host started as a
+    member of the running cluster, the others' files, Patroni pointed at the new list."""
+
+    async def go() -> None:
+        spec = load_spec(cluster)
+        inp = EtcdMemberInput(spec=spec, host=host)
+        if why := inp.problem():
+            raise typer.BadParameter(why, param_hint="--host")
+        await _operate(ETCD_ADD.name, spec.cluster, inp, detach)
+
+    run_async(go)
+
+
+@run_app.command("etcd-remove")
+def run_etcd_remove(cluster: ClusterOpt, host: HostOpt, detach: DetachOpt = False) -> None:
+    """Shrink etcd by one member (never below three): Patroni stops using it, leadership
+    moves away if it leads, `member remove`, etcd stopped there (data set aside). Then drop
+    its etcd role from the spec."""
+
+    async def go() -> None:
+        spec = load_spec(cluster)
+        inp = EtcdMemberInput(spec=spec, host=host)
+        if why := inp.problem():
+            raise typer.BadParameter(why, param_hint="--host")
+        await _operate(ETCD_REMOVE.name, spec.cluster, inp, detach)
 
     run_async(go)
 

@@ -48,6 +48,8 @@ RECONFIGURE = Operation("reconfigure", "Reconfigure", mutating=True)
 SWITCHOVER = Operation("switchover", "Switchover", mutating=True)
 ADD_NODE = Operation("add-node", "AddNode", mutating=True)
 REMOVE_NODE = Operation("remove-node", "RemoveNode", mutating=True)
+ETCD_ADD = Operation("etcd-add", "EtcdAdd", mutating=True)
+ETCD_REMOVE = Operation("etcd-remove", "EtcdRemove", mutating=True)
 
 OPERATIONS: dict[str, Operation] = {
     op.name: op
@@ -64,6 +66,8 @@ OPERATIONS: dict[str, Operation] = {
         SWITCHOVER,
         ADD_NODE,
         REMOVE_NODE,
+        ETCD_ADD,
+        ETCD_REMOVE,
     )
 }
 

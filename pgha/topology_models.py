@@ -51,3 +51,40 @@ class NodeReport(Model):
     leader: str
     #: What the operator does next (remove the host from the spec file...).
     next_steps: list[str] = []
+
+
+class EtcdMemberInput(Model):
+    """``spec`` lists ``host`` with role etcd: for etcd-add the spec it should end with,
+    for etcd-remove the spec it starts from."""
+
+    spec: ClusterSpec
+    host: str
+
+    def without_member(self) -> ClusterSpec:
+        """The spec with ``host``'s etcd role dropped (the host left out if it had no other)."""
+        hosts = []
+        for h in self.spec.hosts:
+            if h.name != self.host:
+                hosts.append(h)
+            elif roles := [r for r in h.roles if r is not Role.etcd]:
+                hosts.append(h.model_copy(update={"roles": roles}))
+        return self.spec.model_copy(update={"hosts": hosts})
+
+    def problem(self) -> str:
+        if self.host not in [h.name for h in self.spec.hosts]:
+            return f"{self.host} is not in the spec of cluster {self.spec.cluster}"
+        if Role.etcd not in self.spec.host(self.host).roles:
+            return f"{self.host} has no role etcd in the spec"
+        return ""
+
+
+class EtcdMemberReport(Model):
+    cluster: str
+    workflow_id: str
+    host: str
+    #: "added" or "removed".
+    action: str
+    #: The etcd members after, and which leads.
+    members: list[str]
+    leader: str
+    next_steps: list[str] = []

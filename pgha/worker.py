@@ -43,6 +43,7 @@ from pgha.hosts.host import close_all
 from pgha.workflows.backup import Backup
 from pgha.workflows.backups_view import BackupsView
 from pgha.workflows.drill import Drill
+from pgha.workflows.etcd_membership import EtcdAdd, EtcdRemove
 from pgha.workflows.preflight import Preflight
 from pgha.workflows.provision import Provision
 from pgha.workflows.reconfigure import Reconfigure
@@ -67,6 +68,8 @@ WORKFLOWS: list[type] = [
     Switchover,
     AddNode,
     RemoveNode,
+    EtcdAdd,
+    EtcdRemove,
 ]
 ACTIVITIES: list[Callable[..., Any]] = [
     check_host,
@@ -78,6 +81,9 @@ ACTIVITIES: list[Callable[..., Any]] = [
     etcd.read_state,
     etcd.ensure_member,
     etcd.check_cluster,
+    etcd.add_member,
+    etcd.remove_member,
+    etcd.retire_member,
     patroni.ensure_config,
     patroni.start_member,
     patroni.wait_leader,

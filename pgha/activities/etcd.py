@@ -11,9 +11,11 @@ from pgha.activities.common import heartbeating, open_host
 from pgha.activities.converge import param, permanent, rendering, step_result, translated
 from pgha.hosts.facts import etcd as facts
 from pgha.hosts.ops import etcd as ops
+from pgha.hosts.ops import etcd_membership as membership
 from pgha.hosts.ops.etcd import EtcdMemberConflict, MemberPlan
 from pgha.hosts.result import Outcome
 from pgha.render import etcd_client_urls, etcd_data_dir, etcd_env
+from pgha.render.etcd import InitialClusterState
 from pgha.spec import ClusterSpec, Role
 from pgha.steps import HostStep, StepResult
 
@@ -21,12 +23,15 @@ from pgha.steps import HostStep, StepResult
 _NO_TOKEN = "none"
 
 
-def member_plan(spec: ClusterSpec, host: str, token: str) -> MemberPlan:
+def member_plan(
+    spec: ClusterSpec, host: str, token: str, state: InitialClusterState = "new"
+) -> MemberPlan:
     """What member ``host`` should be. Pure.
 
+    :param state: ``existing`` for a member joining a running cluster (etcd-add).
     :raises ValueError: the host has no role etcd, or the token is unusable.
     """
-    env = etcd_env(spec, host, token=token)
+    env = etcd_env(spec, host, token=token, state=state)
     me = spec.host(host)
     return MemberPlan(
         name=me.name,
@@ -70,8 +75,9 @@ async def ensure_member(step: HostStep) -> StepResult:
         quorum in time.
     """
     token = param(step, "token")
+    state: InitialClusterState = "existing" if step.params.get("state") == "existing" else "new"
     with rendering():
-        plan = member_plan(step.spec, step.host, token)
+        plan = member_plan(step.spec, step.host, token, state)
     async with (
         heartbeating(),
         open_host(step.target) as host,
@@ -149,3 +155,60 @@ async def check_cluster(step: HostStep) -> StepResult:
             "health": {n: h.healthy for n, h in zip(names, health, strict=True)},
         },
     )
+
+
+def _peer_url(spec: ClusterSpec, name: str) -> str:
+    return f"http://{spec.host(name).address}:{spec.etcd.peer_port}"
+
+
+@activity.defn(name="etcd.add_member")
+async def add_member(step: HostStep) -> StepResult:
+    """`etcdctl member add` for ``params["member"]`` (its peer URL from the spec), asked
+    through ``step.host``, a running member. Idempotent.
+
+    :raises ApplicationError: EtcdMembershipRefused (non-retryable) while a member is sick.
+    """
+    name = param(step, "member")
+    urls = [u for u in etcd_client_urls(step.spec) if u != _client_url(step.spec, name)]
+    async with (
+        heartbeating(),
+        open_host(step.target) as host,
+        translated(membership.EtcdMembershipRefused, render_errors=False),
+    ):
+        outcome = await membership.add_member(host, urls, name, _peer_url(step.spec, name))
+    return step_result(step.host, [outcome])
+
+
+@activity.defn(name="etcd.remove_member")
+async def remove_member(step: HostStep) -> StepResult:
+    """Remove ``params["member"]`` from the etcd cluster, asked through ``step.host``
+    (another member); leadership moves away from it first. Idempotent. ``step.spec`` is
+    the spec that still lists it.
+
+    :raises ApplicationError: EtcdMembershipRefused (non-retryable): fewer than three
+        members would be left, or a member is sick.
+    """
+    name = param(step, "member")
+    async with (
+        heartbeating(),
+        open_host(step.target) as host,
+        translated(membership.EtcdMembershipRefused, render_errors=False),
+    ):
+        outcome = await membership.remove_member(host, etcd_client_urls(step.spec),
+                                                 _peer_url(step.spec, name))  # fmt: skip
+    return step_result(step.host, [outcome])
+
+
+@activity.defn(name="etcd.retire_member")
+async def retire_member(step: HostStep) -> StepResult:
+    """etcd stopped and disabled on ``step.host`` (removed from the cluster already), its
+    data set aside, never deleted. Idempotent."""
+    data = etcd_data_dir(step.spec)
+    stamp = param(step, "stamp")
+    async with heartbeating(), open_host(step.target) as host:
+        outcome = await membership.retire(host, data, ops.marker_path(data), stamp)
+    return step_result(step.host, [outcome])
+
+
+def _client_url(spec: ClusterSpec, name: str) -> str:
+    return f"http://{spec.host(name).address}:{spec.etcd.client_port}"

@@ -117,6 +117,16 @@ class Provision:
                 type="EtcdSplit",
                 non_retryable=True,
             )
+        newcomers = [h for h, s in zip(members, states, strict=True) if not s.facts.get("token")]
+        if tokens and newcomers:
+            # Bootstrapping them as "new" next to a running cluster would split it.
+            raise ApplicationError(
+                f"etcd host(s) {', '.join(newcomers)} of the spec are not members of the "
+                f"running etcd cluster of {spec.cluster}: add each with `pgha run etcd-add "
+                f"--cluster {spec.cluster} --host HOST`, then provision",
+                type="EtcdNewMember",
+                non_retryable=True,
+            )
         token = tokens[0] if tokens else f"pgha-{spec.cluster}-{workflow.uuid4().hex[:12]}"
         await self.on_hosts(
             "etcd", "etcd member", spec, members, "etcd.ensure_member", LONG_CONVERGE,

@@ -11,6 +11,7 @@ from pgha.hosts.facts import etcd as facts
 from pgha.hosts.facts.systemd import parse_unit_state
 from pgha.hosts.ops import etcd as ops
 from pgha.hosts.ops.etcd import EtcdMemberConflict, EtcdNotHealthy, MemberPlan
+from pgha.hosts.ops.etcd_membership import only_initial_settings_differ
 from tests.unit.fakes import FakeHost
 
 HEADER = "# Managed by pgha (cluster lab); changes are overwritten."
@@ -88,6 +89,7 @@ def host(state: str, *, env: str | None = ENV, active: str = "active") -> FakeHo
         .on("systemctl show", show(active))
         .on("pgha-file-state /var/lib/etcd/pgha-lab.pgha-token", file_state(None))
         .on("pgha-file-state /etc/default/etcd", file_state(env))
+        .on("cat /etc/default/etcd", env or "")
         .on("endpoint health", f'[{{"endpoint":"{URL}","health":true}}]')
         .on("mktemp")
         .on("systemctl ")
@@ -96,7 +98,8 @@ def host(state: str, *, env: str | None = ENV, active: str = "active") -> FakeHo
 
 
 def changes(h: FakeHost) -> list[str]:
-    reads = ("pgha-etcd-state", "systemctl show", "pgha-file-state", "endpoint health")
+    reads = ("pgha-etcd-state", "systemctl show", "pgha-file-state", "endpoint health",
+             "cat /etc/default/etcd")  # fmt: skip
     return [c for c in h.commands if not any(r in c for r in reads)]
 
 
@@ -222,6 +225,24 @@ async def test_ensure_member_changed_env_restarts_only_this_member() -> None:
     assert out.changed and "restarted etcd on db1 (only this member)" in out.summary
     ran = changes(h)
     assert "mktemp" in ran[0] and ran[1:] == ["systemctl restart --no-block etcd"]
+
+
+async def test_a_new_initial_cluster_alone_rewrites_the_file_without_a_restart() -> None:
+    # A membership change (etcd-add/remove) rewrites ETCD_INITIAL_CLUSTER on every member;
+    # etcd reads it only to bootstrap, so no running member restarts for it.
+    old = ENV + "ETCD_INITIAL_CLUSTER=db1=http://10.77.0.11:2380\n"
+    assert old != ENV
+    h = host(STATE_MEMBER, env=old)
+    out = await ops.ensure_member(h, PLAN)
+    assert out.changed and "restart" not in out.summary
+    assert not [c for c in changes(h) if "restart" in c]
+
+
+def test_only_initial_settings_differ() -> None:
+    a = "# h\nETCD_NAME=db1\nETCD_INITIAL_CLUSTER=db1=x\n"
+    assert only_initial_settings_differ(a, a.replace("db1=x", "db1=x,db4=y"))
+    assert not only_initial_settings_differ(a, a.replace("ETCD_NAME=db1", "ETCD_NAME=db9"))
+    assert not only_initial_settings_differ(a, a)
 
 
 async def test_ensure_member_stopped_member_is_started_not_rebootstrapped() -> None:

@@ -15,6 +15,7 @@ from pgha.errors import HostError
 from pgha.hosts.facts import etcd as facts
 from pgha.hosts.facts.etcd import DEBIAN_DEFAULT_DATA_DIR, ETCD_UNIT, LocalState
 from pgha.hosts.host import Host, render_command
+from pgha.hosts.ops.etcd_membership import only_initial_settings_differ
 from pgha.hosts.ops.files import ensure_file
 from pgha.hosts.result import Outcome
 
@@ -160,9 +161,15 @@ async def ensure_member(
 async def _converge_member(
     host: Host, plan: MemberPlan, state: LocalState, within_s: float
 ) -> Outcome:
+    before = await host.run(["cat", plan.env_path], check=False, label="read etcd env")
     env = await ensure_file(host, plan.env_path, plan.env_content, mode=0o644)
     running = state.unit.active_state in ("active", "activating", "reloading")
-    todo = await _start(host, state, restart=env.changed and running)
+    # A membership change rewrites ETCD_INITIAL_CLUSTER on every member; etcd reads it only
+    # to bootstrap, and restarting every member for it would risk the quorum for nothing.
+    settings_changed = env.changed and not only_initial_settings_differ(
+        before.stdout, plan.env_content
+    )
+    todo = await _start(host, state, restart=settings_changed and running)
     if not env.changed and not todo:
         return Outcome.unchanged(
             f"etcd member {plan.name} of cluster {plan.token}: {plan.env_path} is current and "
