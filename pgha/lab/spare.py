@@ -30,14 +30,17 @@ def _without(name: str) -> str:
     return "".join(ln + "\n" for ln in lines if not ln.endswith(f" pgha-lab-{name}"))
 
 
-async def add_spare_host(spec: ClusterSpec, name: str = "db4") -> ClusterSpec:
-    """Create (or recreate) the container of lab host ``name`` with role postgres and
-    return ``spec`` with that host added. Waits until it answers over SSH.
+async def add_spare_host(
+    spec: ClusterSpec, name: str = "db4", roles: list[Role] | None = None
+) -> ClusterSpec:
+    """Create (or recreate) the container of lab host ``name`` and return ``spec`` with
+    that host added, with ``roles`` (postgres by default). Waits until it answers over SSH.
 
     :raises LabError: docker failed or the host does not answer in time.
     """
     address = lab_subnet().network_address + host_offset(name)
-    plan = LabHostPlan(name=name, address=address, roles=[Role.postgres])
+    roles = roles or [Role.postgres]
+    plan = LabHostPlan(name=name, address=address, roles=roles)
     async with lab_lock(f"add the spare host {name}"):
         image = await ensure_image()
         await ct.remove_container(name)
@@ -45,7 +48,7 @@ async def add_spare_host(spec: ClusterSpec, name: str = "db4") -> ClusterSpec:
         await ct.create_container(plan, image, identity_tar(private, public, ensure_client_key()))
         line = known_hosts_text([(str(address), public, name)])
         write_atomic(known_hosts_file(), (_without(name) + line).encode(), 0o644)
-    host = HostSpec(name=name, address=address, roles=[Role.postgres])
+    host = HostSpec(name=name, address=address, roles=roles)
     with_spare = spec.model_copy(update={"hosts": [*spec.hosts, host]})
     await _wait_for_ssh([with_spare.target(name)], SSH_WAIT_S)
     return with_spare
