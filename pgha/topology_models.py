@@ -33,8 +33,8 @@ class NodeInput(Model):
         other = [r.value for r in roles if r is not Role.postgres]
         if other:
             return (f"{self.host} also has role(s) {', '.join(other)}; add-node and "
-                    "remove-node handle database-only hosts (etcd membership changes are not "
-                    "built yet)")  # fmt: skip
+                    "remove-node handle database-only hosts (change etcd membership with "
+                    "etcd-add / etcd-remove as a separate step)")  # fmt: skip
         return ""
 
 
