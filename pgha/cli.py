@@ -48,6 +48,7 @@ from pgha.operations import (
     OPERATIONS,
     PREFLIGHT,
     PROVISION,
+    PROXY_UPGRADE,
     RECONFIGURE,
     REMOVE_NODE,
     STATUS,
@@ -66,6 +67,8 @@ from pgha.report_text import backup_summary, verify_summary
 from pgha.rolling_models import (
     Decision,
     DecisionAction,
+    ProxyUpgradeInput,
+    ProxyUpgradeReport,
     SwitchoverInput,
     SwitchoverReport,
     UpgradeInput,
@@ -321,6 +324,12 @@ async def _follow_and_report(
         )
         for line in e.next_steps:
             console.print(f"next: {line}")
+    elif op_name == PROXY_UPGRADE.name:
+        pr = ProxyUpgradeReport.model_validate(result)
+        down = f"writes down {pr.cost.write_down_s:.2f} s" if pr.cost else ""
+        console.print(f"proxies {' then '.join(pr.order)} on "
+                      f"{', '.join(f'{n} {v}' for n, v in pr.packages.items())}; {down}; "
+                      f"{pr.vip_holder} holds the VIP")  # fmt: skip
     elif op_name == SWITCHOVER.name:
         r = SwitchoverReport.model_validate(result)
         down = f"writes down {r.cost.write_down_s:.2f} s" if r.cost else ""
@@ -435,12 +444,20 @@ def run_drill(
 def run_upgrade(
     cluster: ClusterOpt,
     postgres: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--postgres",
             help="PostgreSQL minor version to go to (15.20), or an exact Debian version.",
         ),
-    ],
+    ] = None,
+    haproxy: Annotated[
+        str | None,
+        typer.Option(
+            "--haproxy",
+            help="HAProxy version for the proxy hosts (2.6.12-1+deb12u4): the proxy without "
+            "the VIP first, then the VIP moves and the other follows.",
+        ),
+    ] = None,
     allow_downgrade: Annotated[
         bool, typer.Option("--allow-downgrade", help="Allow going to a lower minor version.")
     ] = False,
@@ -449,12 +466,23 @@ def run_upgrade(
     ] = 20.0,
     detach: DetachOpt = False,
 ) -> None:
-    """Rolling minor upgrade: replicas one at a time (drained, upgraded, restarted through
-    Patroni, healthy again), one switchover, then the old primary. Stops at the first
-    member that does not come back and waits for `pgha resume`, `rollback` or `abort`."""
+    """Rolling upgrade. --postgres: replicas one at a time (drained, upgraded, restarted
+    through Patroni, healthy again), one switchover, then the old primary; stops at the
+    first member that does not come back and waits for `pgha resume`, `rollback` or
+    `abort`. --haproxy: the proxy without the VIP first, then the VIP moves to it and the
+    other proxy follows."""
+
+    if (postgres is None) == (haproxy is None):
+        raise typer.BadParameter("give one of --postgres or --haproxy")
 
     async def go() -> None:
         spec = load_spec(cluster)
+        if haproxy is not None:
+            proxies = ProxyUpgradeInput(spec=spec, packages={"haproxy": haproxy},
+                                        allow_downgrade=allow_downgrade, rate=rate)  # fmt: skip
+            await _operate(PROXY_UPGRADE.name, spec.cluster, proxies, detach)
+            return
+        assert postgres is not None
         v = spec.postgres.version
         packages = {f"postgresql-{v}": postgres, f"postgresql-client-{v}": postgres}
         try:

@@ -43,6 +43,7 @@ VERIFY_RESTORE = Operation("verify-restore", "VerifyRestore", mutating=True)
 BACKUPS = Operation("backups", "BackupsView", mutating=False)
 DRILL = Operation("drill", "Drill", mutating=True)
 UPGRADE = Operation("upgrade", "Upgrade", mutating=True)
+PROXY_UPGRADE = Operation("proxy-upgrade", "ProxyUpgrade", mutating=True)
 #: Mutating even as a dry run: its plan must not race another operation's changes.
 RECONFIGURE = Operation("reconfigure", "Reconfigure", mutating=True)
 SWITCHOVER = Operation("switchover", "Switchover", mutating=True)
@@ -62,6 +63,7 @@ OPERATIONS: dict[str, Operation] = {
         BACKUPS,
         DRILL,
         UPGRADE,
+        PROXY_UPGRADE,
         RECONFIGURE,
         SWITCHOVER,
         ADD_NODE,

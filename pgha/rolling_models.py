@@ -154,3 +154,38 @@ class SwitchoverReport(Model):
     new_leader: str
     cost: RollingCost | None = None
     verdict: Verdict | None = None
+
+
+#: The packages of a proxy host a proxy upgrade may change.
+PROXY_PACKAGES = frozenset({"haproxy", "keepalived", "pgbouncer"})
+
+
+class ProxyUpgradeInput(Model):
+    spec: ClusterSpec
+    #: Package -> version asked for ("2.6.12-1+deb12u4", or an upstream version).
+    packages: dict[str, str] = Field(min_length=1)
+    allow_downgrade: bool = False
+    rate: float = Field(20.0, gt=0, le=200)
+
+    @model_validator(mode="after")
+    def _proxy_packages_only(self) -> ProxyUpgradeInput:
+        other = sorted(set(self.packages) - PROXY_PACKAGES)
+        if other:
+            raise ValueError(f"a proxy upgrade handles {', '.join(sorted(PROXY_PACKAGES))}; "
+                             f"not {', '.join(other)}")  # fmt: skip
+        return self
+
+
+class ProxyUpgradeReport(Model):
+    cluster: str
+    workflow_id: str
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    packages: dict[str, str]
+    #: Proxy -> its packages' versions at the end.
+    versions_after: dict[str, dict[str, str]]
+    #: The proxy order (the VIP holder last) and where the VIP ended.
+    order: list[str]
+    vip_holder: str
+    cost: RollingCost | None = None
+    verdict: Verdict | None = None

@@ -46,6 +46,7 @@ from pgha.workflows.drill import Drill
 from pgha.workflows.etcd_membership import EtcdAdd, EtcdRemove
 from pgha.workflows.preflight import Preflight
 from pgha.workflows.provision import Provision
+from pgha.workflows.proxy_upgrade import ProxyUpgrade
 from pgha.workflows.reconfigure import Reconfigure
 from pgha.workflows.scheduled import ScheduledRun
 from pgha.workflows.status import ClusterStatusWorkflow
@@ -70,6 +71,7 @@ WORKFLOWS: list[type] = [
     RemoveNode,
     EtcdAdd,
     EtcdRemove,
+    ProxyUpgrade,
 ]
 ACTIVITIES: list[Callable[..., Any]] = [
     check_host,
@@ -136,6 +138,8 @@ ACTIVITIES: list[Callable[..., Any]] = [
     rolling.install,
     rolling.restart,
     rolling.switchover,
+    rolling.restart_units,
+    rolling.package_versions,
     rolling.versions,
     reports.save_upgrade,
     reconfigure.plan,

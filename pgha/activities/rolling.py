@@ -263,3 +263,32 @@ async def versions(step: HostStep) -> list[MemberVersions]:
             out.append(MemberVersions(member=h.name, server=running,
                                       packages={n: v for n, v in have.items() if v}))  # fmt: skip
     return out
+
+
+@activity.defn(name="rolling.restart_units")
+async def restart_units(step: HostStep) -> StepResult:
+    """`systemctl restart` of ``params["units"]`` (space-separated) on ``step.host``, then
+    each must be active: a new binary takes effect. For services the workflow has taken
+    out of the traffic path first (a proxy without the VIP)."""
+    units = param(step, "units").split()
+    async with heartbeating(), open_host(step.target) as host:
+        await host.run(["systemctl", "restart", *units], label="systemctl restart", timeout=120)
+        out = await host.run(["systemctl", "is-active", *units], check=False, label="is-active")
+    states = out.stdout.split()
+    if any(s != "active" for s in states):
+        seen = dict(zip(units, states, strict=False))
+        raise permanent(f"host {step.host}: after a restart {seen}; see `journalctl -u` for "
+                        "each", "RestartFailed")  # fmt: skip
+    return StepResult(host=step.host, changed=True, summary=f"restarted {' '.join(units)}")
+
+
+@activity.defn(name="rolling.package_versions")
+async def package_versions(step: HostStep) -> StepResult:
+    """The installed versions of ``params["names"]`` (comma-separated) on ``step.host``.
+    Read-only. facts: {name: version or ""}."""
+    names = [n for n in param(step, "names").split(",") if n]
+    async with heartbeating(), open_host(step.target) as host:
+        have = await installed_packages(host, names)
+    shown = ", ".join(f"{n} {v or 'absent'}" for n, v in have.items())
+    return StepResult(host=step.host, changed=False, summary=shown,
+                      facts={n: v or "" for n, v in have.items()})  # fmt: skip
