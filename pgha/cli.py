@@ -55,6 +55,7 @@ from pgha.operations import (
     SWITCHOVER,
     UPGRADE,
     VERIFY_RESTORE,
+    Operation,
     lock_id,
     start_operation,
 )
@@ -552,20 +553,28 @@ def run_switchover(
 HostOpt = Annotated[str, typer.Option("--host", help="The database host (as named in the spec).")]
 
 
+def _host_operation(
+    op: Operation, cluster: str, host: str, make: type[NodeInput | EtcdMemberInput], detach: bool
+) -> None:
+    """Start an operation about one host of the spec, refusing at once what its input's
+    ``problem()`` names (a host the spec lacks, a role it does not have)."""
+
+    async def go() -> None:
+        spec = load_spec(cluster)
+        inp = make(spec=spec, host=host)
+        if why := inp.problem():
+            raise typer.BadParameter(why, param_hint="--host")
+        await _operate(op.name, spec.cluster, inp, detach)
+
+    run_async(go)
+
+
 @run_app.command("add-node")
 def run_add_node(cluster: ClusterOpt, host: HostOpt, detach: DetachOpt = False) -> None:
     """Add a database host the spec lists but the cluster does not have yet: provision the
     spec (packages, certificates, every member's pg_hba, HAProxy), Patroni clones it from
     the leader; done when it streams."""
-
-    async def go() -> None:
-        spec = load_spec(cluster)
-        inp = NodeInput(spec=spec, host=host)
-        if why := inp.problem():
-            raise typer.BadParameter(why, param_hint="--host")
-        await _operate(ADD_NODE.name, spec.cluster, inp, detach)
-
-    run_async(go)
+    _host_operation(ADD_NODE, cluster, host, NodeInput, detach)
 
 
 @run_app.command("remove-node")
@@ -573,30 +582,14 @@ def run_remove_node(cluster: ClusterOpt, host: HostOpt, detach: DetachOpt = Fals
     """Take a database host out of the cluster: a switchover if it leads, drained, the rest
     reconfigured without it, Patroni stopped and disabled there (its data is kept). Then
     remove it from the spec file."""
-
-    async def go() -> None:
-        spec = load_spec(cluster)
-        inp = NodeInput(spec=spec, host=host)
-        if why := inp.problem():
-            raise typer.BadParameter(why, param_hint="--host")
-        await _operate(REMOVE_NODE.name, spec.cluster, inp, detach)
-
-    run_async(go)
+    _host_operation(REMOVE_NODE, cluster, host, NodeInput, detach)
 
 
 @run_app.command("etcd-add")
 def run_etcd_add(cluster: ClusterOpt, host: HostOpt, detach: DetachOpt = False) -> None:
     """Grow etcd by the host the spec gives role etcd: `member add`, the host started as a
     member of the running cluster, the others' files, Patroni pointed at the new list."""
-
-    async def go() -> None:
-        spec = load_spec(cluster)
-        inp = EtcdMemberInput(spec=spec, host=host)
-        if why := inp.problem():
-            raise typer.BadParameter(why, param_hint="--host")
-        await _operate(ETCD_ADD.name, spec.cluster, inp, detach)
-
-    run_async(go)
+    _host_operation(ETCD_ADD, cluster, host, EtcdMemberInput, detach)
 
 
 @run_app.command("etcd-remove")
@@ -604,15 +597,7 @@ def run_etcd_remove(cluster: ClusterOpt, host: HostOpt, detach: DetachOpt = Fals
     """Shrink etcd by one member (never below three): Patroni stops using it, leadership
     moves away if it leads, `member remove`, etcd stopped there (data set aside). Then drop
     its etcd role from the spec."""
-
-    async def go() -> None:
-        spec = load_spec(cluster)
-        inp = EtcdMemberInput(spec=spec, host=host)
-        if why := inp.problem():
-            raise typer.BadParameter(why, param_hint="--host")
-        await _operate(ETCD_REMOVE.name, spec.cluster, inp, detach)
-
-    run_async(go)
+    _host_operation(ETCD_REMOVE, cluster, host, EtcdMemberInput, detach)
 
 
 def _decide(cluster: str, action: DecisionAction, note: str) -> None:

@@ -24,6 +24,10 @@ class _EtcdChange:
     def __init__(self) -> None:
         self.tracker = Tracker(self.operation, "")
 
+    @workflow.query(name="progress")
+    def progress(self) -> Progress:
+        return self.tracker.progress
+
     def _begin(self, inp: EtcdMemberInput) -> None:
         self.tracker = Tracker(self.operation, inp.spec.cluster)
         self.tracker.tag_search_attributes()
@@ -82,10 +86,6 @@ class EtcdAdd(_EtcdChange):
 
     operation = "etcd-add"
 
-    @workflow.query(name="progress")
-    def progress(self) -> Progress:
-        return self.tracker.progress
-
     @workflow.run
     async def run(self, inp: EtcdMemberInput) -> EtcdMemberReport:
         self._begin(inp)
@@ -122,10 +122,6 @@ class EtcdRemove(_EtcdChange):
     spec without it."""
 
     operation = "etcd-remove"
-
-    @workflow.query(name="progress")
-    def progress(self) -> Progress:
-        return self.tracker.progress
 
     @workflow.run
     async def run(self, inp: EtcdMemberInput) -> EtcdMemberReport:

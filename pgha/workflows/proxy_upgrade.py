@@ -13,8 +13,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pgha.checks.probe_verdict import judge
     from pgha.checks.rolling_cost import rolling_cost
-    from pgha.progress import Progress, StepState
-    from pgha.rolling_models import ProxyUpgradeInput, ProxyUpgradeReport, ResolvedVersions
+    from pgha.progress import StepState
+    from pgha.rolling_models import ProxyUpgradeInput, ProxyUpgradeReport
     from pgha.spec import ClusterSpec, Role
     from pgha.status_models import ProxyStatus
     from pgha.steps import HostStep, StepResult
@@ -34,14 +34,6 @@ class ProxyUpgrade(RollingSteps):
     def __init__(self) -> None:
         self._init_rolling("proxy-upgrade")
 
-    @workflow.query(name="progress")
-    def progress(self) -> Progress:
-        return self.tracker.progress
-
-    @workflow.query(name="probe_done")
-    def probe_done(self) -> bool:
-        return self.done
-
     @workflow.run
     async def run(self, inp: ProxyUpgradeInput) -> ProxyUpgradeReport:
         spec = inp.spec
@@ -59,7 +51,7 @@ class ProxyUpgrade(RollingSteps):
                     f"proxies: {len(proxies)}, not running: {', '.join(down) or 'none'}, VIP "
                     f"holders: {', '.join(holders) or 'none'}; a proxy upgrade needs two "
                     "running proxies and one VIP holder", type="NotWhole")  # fmt: skip
-            resolved = await self._resolve(spec, inp, proxies[0])
+            resolved = await self._resolve(spec, proxies[0], inp.packages, inp.allow_downgrade)
         except (ActivityError, ApplicationError) as err:
             why = failure_text(err) if isinstance(err, ActivityError) else err.message
             self.tracker.done(f"REFUSED: {why}")
@@ -122,17 +114,6 @@ class ProxyUpgrade(RollingSteps):
                                 summary="proxy status"),
             lambda s: (StepState.ok, f"haproxy {s.haproxy}, keepalived {s.keepalived}"
                        + (", holds the VIP" if s.holds_vip else "")),
-        )  # fmt: skip
-
-    async def _resolve(self, spec: ClusterSpec, inp: ProxyUpgradeInput,
-                       host: str) -> ResolvedVersions:  # fmt: skip
-        params = {"packages": json.dumps(inp.packages),
-                  "allow_downgrade": "yes" if inp.allow_downgrade else "no"}  # fmt: skip
-        return await self.tracker.run(
-            "resolve", "versions from the apt sources", host,
-            CONVERGE.execute("rolling.resolve_versions", HostStep(spec=spec, host=host,
-                             params=params), ResolvedVersions, summary="resolve versions"),
-            lambda r: (StepState.ok, ", ".join(f"{n} {v}" for n, v in r.target.items())),
         )  # fmt: skip
 
     async def _unit(self, spec: ClusterSpec, host: str, action: str, unit: str,

@@ -20,14 +20,14 @@ with workflow.unsafe.imports_passed_through():
     from pgha.checks.rolling_cost import rolling_cost
     from pgha.checks.rolling_order import NoRollingOrder, rolling_order
     from pgha.drill_models import ProbeLog
-    from pgha.progress import Progress, StepState
+    from pgha.progress import StepState
     from pgha.reconfigure_models import (
         FileChange,
         ReconfigureInput,
         ReconfigurePlan,
         ReconfigureReport,
     )
-    from pgha.rolling_models import Blocked, Decision, DecisionAction
+    from pgha.rolling_models import Decision, DecisionAction
     from pgha.spec import ClusterSpec, Role
     from pgha.steps import HostStep, StepResult
     from pgha.workflows.policy import CONVERGE, HOST_CHECK
@@ -65,18 +65,6 @@ class Reconfigure(RollingSteps):
         self._init_rolling("reconfigure")
         self.restarted: list[str] = []
         self.switched = ""
-
-    @workflow.query(name="progress")
-    def progress(self) -> Progress:
-        return self.tracker.progress
-
-    @workflow.query(name="probe_done")
-    def probe_done(self) -> bool:
-        return self.done
-
-    @workflow.query(name="blocked")
-    def blocked_at(self) -> Blocked | None:
-        return self.blocked
 
     @workflow.update(name="decide")
     def decide(self, decision: Decision) -> str:

@@ -8,6 +8,7 @@ the state those read lives here.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from temporalio import workflow
@@ -16,8 +17,8 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from pgha.drill_models import ProbeInput, ProbeLog
-    from pgha.progress import StepState
-    from pgha.rolling_models import Blocked, Decision
+    from pgha.progress import Progress, StepState
+    from pgha.rolling_models import Blocked, Decision, ResolvedVersions
     from pgha.spec import ClusterSpec, Role
     from pgha.status_models import LEADER_ROLES, PatroniStatus
     from pgha.steps import HostStep, StepResult
@@ -63,6 +64,21 @@ class RollingSteps:
     tracker: Tracker
     max_lag_bytes: int
     member_timeout_s: float
+
+    # Every rolling operation answers these (Temporal takes handlers from base classes).
+    @workflow.query(name="progress")
+    def progress(self) -> Progress:
+        return self.tracker.progress
+
+    @workflow.query(name="probe_done")
+    def probe_done(self) -> bool:
+        """Read by the probe activity: stop writing."""
+        return self.done
+
+    @workflow.query(name="blocked")
+    def blocked_at(self) -> Blocked | None:
+        """Where the operation waits for an operator's decision, if it does."""
+        return self.blocked
 
     def _init_rolling(self, operation: str) -> None:
         self.tracker = Tracker(operation, "")
@@ -137,6 +153,18 @@ class RollingSteps:
             heartbeat_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_attempts=1),
             summary="probe: writes and reads through the cluster's endpoints",
+        )  # fmt: skip
+
+    async def _resolve(self, spec: ClusterSpec, host: str, packages: dict[str, str],
+                       allow_downgrade: bool) -> ResolvedVersions:  # fmt: skip
+        """The exact versions of ``packages`` from ``host``'s apt sources."""
+        params = {"packages": json.dumps(packages),
+                  "allow_downgrade": "yes" if allow_downgrade else "no"}  # fmt: skip
+        return await self.tracker.run(
+            "resolve", "versions from the apt sources", host,
+            CONVERGE.execute("rolling.resolve_versions", HostStep(spec=spec, host=host,
+                             params=params), ResolvedVersions, summary="resolve versions"),
+            lambda r: (StepState.ok, ", ".join(f"{n} {v}" for n, v in r.target.items())),
         )  # fmt: skip
 
     async def _decision(self, spec: ClusterSpec, name: str, why: str, attempt: int,

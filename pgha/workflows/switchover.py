@@ -10,7 +10,6 @@ with workflow.unsafe.imports_passed_through():
     from pgha.checks.probe_verdict import judge
     from pgha.checks.rolling_cost import rolling_cost
     from pgha.checks.rolling_order import NoRollingOrder, rolling_order
-    from pgha.progress import Progress
     from pgha.rolling_models import SwitchoverInput, SwitchoverReport
     from pgha.spec import Role
     from pgha.status_models import REPLICA_ROLES
@@ -27,14 +26,6 @@ class Switchover(RollingSteps):
 
     def __init__(self) -> None:
         self._init_rolling("switchover")
-
-    @workflow.query(name="progress")
-    def progress(self) -> Progress:
-        return self.tracker.progress
-
-    @workflow.query(name="probe_done")
-    def probe_done(self) -> bool:
-        return self.done
 
     @workflow.run
     async def run(self, inp: SwitchoverInput) -> SwitchoverReport:

@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pgha.checks.rolling_order import NoRollingOrder, rolling_order
-    from pgha.progress import Progress, StepState
+    from pgha.progress import StepState
     from pgha.provision_models import ProvisionInput, ProvisionResult
     from pgha.spec import ClusterSpec, Role
     from pgha.status_models import PatroniStatus
@@ -76,10 +76,6 @@ class AddNode(_NodeOperation):
     def __init__(self) -> None:
         self._init_rolling(self.operation)
 
-    @workflow.query(name="progress")
-    def progress(self) -> Progress:
-        return self.tracker.progress
-
     @workflow.run
     async def run(self, inp: NodeInput) -> NodeReport:
         self._begin(inp)
@@ -118,10 +114,6 @@ class RemoveNode(_NodeOperation):
 
     def __init__(self) -> None:
         self._init_rolling(self.operation)
-
-    @workflow.query(name="progress")
-    def progress(self) -> Progress:
-        return self.tracker.progress
 
     @workflow.run
     async def run(self, inp: NodeInput) -> NodeReport:

@@ -18,9 +18,8 @@ with workflow.unsafe.imports_passed_through():
     from pgha.checks.rolling_cost import rolling_cost
     from pgha.checks.rolling_order import NoRollingOrder, RollingPlan, rolling_order
     from pgha.drill_models import ProbeLog, Verdict
-    from pgha.progress import Progress, StepState
+    from pgha.progress import StepState
     from pgha.rolling_models import (
-        Blocked,
         Decision,
         DecisionAction,
         MemberOutcome,
@@ -32,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from pgha.spec import ClusterSpec, Role
     from pgha.steps import HostStep, StepResult
-    from pgha.workflows.policy import CONVERGE, HOST_CHECK, LOCAL_WRITE
+    from pgha.workflows.policy import HOST_CHECK, LOCAL_WRITE
     from pgha.workflows.tracker import Tracker, failure_text
 
 from pgha.workflows.rolling_steps import (
@@ -58,18 +57,6 @@ class Upgrade(RollingSteps):
     def __init__(self) -> None:
         self._init_rolling("upgrade")
         self.outcomes: list[MemberOutcome] = []
-
-    @workflow.query(name="progress")
-    def progress(self) -> Progress:
-        return self.tracker.progress
-
-    @workflow.query(name="probe_done")
-    def probe_done(self) -> bool:
-        return self.done
-
-    @workflow.query(name="blocked")
-    def blocked_at(self) -> Blocked | None:
-        return self.blocked
 
     @workflow.update(name="decide")
     def decide(self, decision: Decision) -> str:
@@ -97,7 +84,7 @@ class Upgrade(RollingSteps):
         try:
             view = await self._whole(spec, "gate")
             plan = rolling_order(view, [h.name for h in spec.hosts_with(Role.postgres)])
-            resolved = await self._resolve(spec, inp, plan.primary)
+            resolved = await self._resolve(spec, plan.primary, inp.packages, inp.allow_downgrade)
             before = await self._versions(spec, resolved)
             todo = [m.member for m in before if self._needs(m, resolved)]
             if todo:
@@ -152,16 +139,6 @@ class Upgrade(RollingSteps):
         return report
 
     # ------------------------------------------------------------------ gate
-
-    async def _resolve(self, spec: ClusterSpec, inp: UpgradeInput, host: str) -> ResolvedVersions:
-        params = {"packages": json.dumps(inp.packages),
-                  "allow_downgrade": "yes" if inp.allow_downgrade else "no"}  # fmt: skip
-        return await self.tracker.run(
-            "resolve", "versions from the apt sources", host,
-            CONVERGE.execute("rolling.resolve_versions", HostStep(spec=spec, host=host,
-                             params=params), ResolvedVersions, summary="resolve versions"),
-            lambda r: (StepState.ok, ", ".join(f"{n} {v}" for n, v in r.target.items())),
-        )  # fmt: skip
 
     async def _versions(self, spec: ClusterSpec, r: ResolvedVersions) -> list[MemberVersions]:
         step = first_member(spec, {"names": ",".join(r.target)})

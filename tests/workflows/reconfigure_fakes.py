@@ -6,16 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
 
 from pgha.activities.converge import permanent
-from pgha.drill_models import Outcome, ProbeInput, ProbeLog, WriteAttempt
 from pgha.reconfigure_models import ReconfigurePlan, SettingChange
 from pgha.status_models import Member, PatroniStatus
 from pgha.steps import HostStep, StepResult
+from tests.workflows.probe_fake import fake_probe
 
 MEMBERS = ("db1", "db2", "db3")
 
@@ -96,20 +95,7 @@ class FakeReconfigureCluster:
             c.leader, c.writes_down = step.params["candidate"], False
             return StepResult(host=step.host, changed=True, summary="switched")
 
-        @activity.defn(name="drill.probe")
-        async def probe(inp: ProbeInput) -> ProbeLog:
-            handle = activity.client().get_workflow_handle(inp.workflow_id)
-            writes, seq = [], 0
-            while not await handle.query("probe_done", result_type=bool):
-                seq += 1
-                outcome = Outcome.failed if c.writes_down else Outcome.ok
-                writes.append(WriteAttempt(seq=seq, sent=seq * 0.1, done=seq * 0.1 + 0.01,
-                                           outcome=outcome))  # fmt: skip
-                activity.heartbeat()
-                await asyncio.sleep(0.1)
-            present = {w.seq: 1 for w in writes if w.outcome is Outcome.ok}
-            return ProbeLog(run=inp.run, started_at=datetime.now(UTC), writes=writes,
-                            present=present)  # fmt: skip
+        probe = fake_probe(lambda: c.writes_down)
 
         services = ["patroni.ensure_config", "haproxy.ensure_config", "keepalived.ensure_config",
                     "pgbouncer.ensure_config", "pgbackrest.ensure_config"]  # fmt: skip

@@ -41,7 +41,7 @@ def fakes(calls: list[tuple[str, str, dict[str, str]]]) -> list[Callable[..., An
 
 
 def with_etcd_host(spec: ClusterSpec, name: str) -> ClusterSpec:
-    extra = HostSpec(name=name, address="10.0.0.99", roles=[Role.etcd])  # type: ignore[arg-type]
+    extra = HostSpec.model_validate({"name": name, "address": "10.0.0.99", "roles": ["etcd"]})
     return spec.model_copy(update={"hosts": [*spec.hosts, extra]})
 
 

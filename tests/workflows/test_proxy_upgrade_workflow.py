@@ -4,11 +4,9 @@ proxy is down."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,7 +15,6 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from pgha.drill_models import Outcome, ProbeInput, ProbeLog, WriteAttempt
 from pgha.operations import PROXY_UPGRADE, start_operation
 from pgha.rolling_models import ProxyUpgradeInput, ProxyUpgradeReport, ResolvedVersions
 from pgha.spec import ClusterSpec, Role
@@ -25,6 +22,7 @@ from pgha.status_models import ProxyStatus
 from pgha.steps import HostStep, StepResult
 from pgha.worker import build_worker
 from pgha.workflows.proxy_upgrade import ProxyUpgrade
+from tests.workflows.probe_fake import fake_probe
 
 NEW = "2.6.12-1+deb12u4"
 
@@ -81,17 +79,7 @@ class FakeProxies:
             return StepResult(host=step.host, changed=False, summary="v",
                               facts={"haproxy": c.version[step.host]})  # fmt: skip
 
-        @activity.defn(name="drill.probe")
-        async def probe(inp: ProbeInput) -> ProbeLog:
-            handle = activity.client().get_workflow_handle(inp.workflow_id)
-            writes, seq = [], 0
-            while not await handle.query("probe_done", result_type=bool):
-                seq += 1
-                writes.append(WriteAttempt(seq=seq, sent=seq * 0.1, done=seq * 0.1 + 0.01,
-                                           outcome=Outcome.ok))  # fmt: skip
-                await asyncio.sleep(0.1)
-            return ProbeLog(run=inp.run, started_at=datetime.now(UTC), writes=writes,
-                            present={w.seq: 1 for w in writes})  # fmt: skip
+        probe = fake_probe()
 
         return [proxy, resolve, systemctl, wait_vip, install, restart_units, versions, probe]
 

@@ -84,7 +84,10 @@ async def test_raising_a_restart_setting_goes_replicas_first_then_switchover(
     async with reconfigure(env, spec, fake) as handle:
         report = ReconfigureReport.model_validate(await handle.result())  # type: ignore[attr-defined]
     assert report.passed, report.reason
-    each = lambda h: [("drain", h), ("restart", h), ("undrain", h)]  # noqa: E731
+
+    def each(h: str) -> list[tuple[str, str]]:
+        return [("drain", h), ("restart", h), ("undrain", h)]
+
     assert fake.steps() == [("dcs", "db1"), *each("db3"), *each("db2"), ("switchover", "db1"),
                             *each("db1")]  # fmt: skip
     assert report.restarted == ["db3", "db2", "db1"] and report.switchover == "db1 -> db2"

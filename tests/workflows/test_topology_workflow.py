@@ -35,7 +35,7 @@ async def refusal(env: WorkflowEnvironment, op: Operation, inp: NodeInput,
 
 
 def with_host(spec: ClusterSpec, name: str, roles: list[Role]) -> ClusterSpec:
-    extra = HostSpec(name=name, address="10.0.0.99", roles=roles)  # type: ignore[arg-type]
+    extra = HostSpec.model_validate({"name": name, "address": "10.0.0.99", "roles": roles})
     return spec.model_copy(update={"hosts": [*spec.hosts, extra]})
 
 
