@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from pgha.status_models import ProxyStatus
     from pgha.steps import HostStep, StepResult
     from pgha.workflows.policy import CONVERGE, HOST_CHECK, STATUS_READ, ActivityPolicy
-    from pgha.workflows.tracker import Tracker, failure_text
+    from pgha.workflows.tracker import failure_text
 
 from pgha.workflows.rolling_steps import MEMBER_WORK, SETTLE_S, RollingSteps
 
@@ -37,10 +37,7 @@ class ProxyUpgrade(RollingSteps):
     @workflow.run
     async def run(self, inp: ProxyUpgradeInput) -> ProxyUpgradeReport:
         spec = inp.spec
-        self.tracker = Tracker("proxy-upgrade", spec.cluster)
-        self.tracker.tag_search_attributes()
-        started = workflow.now()
-        self.tracker.phase("gate")
+        self._open(spec, "gate")
         proxies = [h.name for h in spec.hosts_with(Role.haproxy)]
         try:
             states = [await self._proxy(spec, p, f"gate-{p}") for p in proxies]
@@ -100,7 +97,7 @@ class ProxyUpgrade(RollingSteps):
         cost, verdict = rolling_cost(log), judge(log)
         self.tracker.done(f"{', '.join(order)} upgraded; writes down {cost.write_down_s:.1f} s")
         return ProxyUpgradeReport(
-            cluster=spec.cluster, workflow_id=workflow.info().workflow_id, started_at=started,
+            cluster=spec.cluster, workflow_id=workflow.info().workflow_id, started_at=self.started,
             finished_at=workflow.now(), packages=resolved.target,
             versions_after={p: {k: str(v) for k, v in f.items()} for p, f in after.items()},
             order=order, vip_holder=next((s.host for s in states if s.holds_vip), ""),

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from pgha.spec import ClusterSpec, Role
     from pgha.steps import HostStep, StepResult
     from pgha.workflows.policy import CONVERGE, HOST_CHECK
-    from pgha.workflows.tracker import Tracker, failure_text
+    from pgha.workflows.tracker import failure_text
 
 from pgha.workflows.rolling_steps import (
     MEMBER_WORK,
@@ -85,11 +85,7 @@ class Reconfigure(RollingSteps):
     @workflow.run
     async def run(self, inp: ReconfigureInput) -> ReconfigureReport:
         spec = inp.spec
-        self.tracker = Tracker("reconfigure", spec.cluster)
-        self.tracker.tag_search_attributes()
-        self.started = workflow.now()
-        self.max_lag_bytes, self.member_timeout_s = inp.max_lag_bytes, inp.member_timeout_s
-        self.tracker.phase("plan")
+        self._open(spec, "plan", inp.max_lag_bytes, inp.member_timeout_s)
         try:
             await self._whole(spec, "gate")
             plan = await self.tracker.run(

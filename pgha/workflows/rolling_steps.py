@@ -88,6 +88,16 @@ class RollingSteps:
         self.decisions: list[Decision] = []
         self.probe_run = ""
 
+    def _open(self, spec: ClusterSpec, phase: str, max_lag_bytes: int = 16 * 1024 * 1024,
+              member_timeout_s: float = 180.0) -> None:  # fmt: skip
+        """The run's start: progress for this cluster (and its search attributes), the
+        bounds every step checks against, the first phase."""
+        self.tracker = Tracker(self.tracker.progress.operation, spec.cluster)
+        self.tracker.tag_search_attributes()
+        self.started = workflow.now()
+        self.max_lag_bytes, self.member_timeout_s = max_lag_bytes, member_timeout_s
+        self.tracker.phase(phase)
+
     async def _whole(self, spec: ClusterSpec, key: str, within: float = 30.0) -> PatroniStatus:
         """Every member runs and streams within the lag bound, one leader runs."""
         params = {"within_s": f"{within:g}", "max_lag": str(self.max_lag_bytes)}

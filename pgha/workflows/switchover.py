@@ -13,7 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from pgha.rolling_models import SwitchoverInput, SwitchoverReport
     from pgha.spec import Role
     from pgha.status_models import REPLICA_ROLES
-    from pgha.workflows.tracker import Tracker, failure_text
+    from pgha.workflows.tracker import failure_text
 
 from pgha.workflows.rolling_steps import SETTLE_S, RollingSteps, RollingStopped, leader_of
 
@@ -30,11 +30,7 @@ class Switchover(RollingSteps):
     @workflow.run
     async def run(self, inp: SwitchoverInput) -> SwitchoverReport:
         spec = inp.spec
-        self.tracker = Tracker("switchover", spec.cluster)
-        self.tracker.tag_search_attributes()
-        started = workflow.now()
-        self.max_lag_bytes, self.member_timeout_s = inp.max_lag_bytes, 180.0
-        self.tracker.phase("gate")
+        self._open(spec, "gate", inp.max_lag_bytes)
         try:
             view = await self._whole(spec, "gate")
             plan = rolling_order(view, [h.name for h in spec.hosts_with(Role.postgres)])
@@ -71,7 +67,7 @@ class Switchover(RollingSteps):
         self.tracker.done(f"{plan.primary} -> {target}: writes down {cost.write_down_s:.1f} s, "
                           f"{len(verdict.lost)} acknowledged lost")  # fmt: skip
         return SwitchoverReport(
-            cluster=spec.cluster, workflow_id=workflow.info().workflow_id, started_at=started,
+            cluster=spec.cluster, workflow_id=workflow.info().workflow_id, started_at=self.started,
             finished_at=workflow.now(), old_leader=plan.primary,
             new_leader=leader_of(await self._whole(spec, "end-whole", within=60)),
             cost=cost, verdict=verdict,

@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from pgha.steps import HostStep, StepResult
     from pgha.topology_models import NodeInput, NodeReport
     from pgha.workflows.policy import CONVERGE
-    from pgha.workflows.tracker import Tracker, failure_text
+    from pgha.workflows.tracker import failure_text
 
 from pgha.workflows.rolling_steps import RollingSteps, RollingStopped, leader_of
 
@@ -35,11 +35,7 @@ class _NodeOperation(RollingSteps):
     operation = ""
 
     def _begin(self, inp: NodeInput) -> None:
-        self.tracker = Tracker(self.operation, inp.spec.cluster)
-        self.tracker.tag_search_attributes()
-        self.started = workflow.now()
-        self.max_lag_bytes, self.member_timeout_s = inp.max_lag_bytes, 180.0
-        self.tracker.phase("gate")
+        self._open(inp.spec, "gate", inp.max_lag_bytes)
 
     def _refuse(self, why: str) -> ApplicationError:
         self.tracker.done(f"REFUSED: {why}")

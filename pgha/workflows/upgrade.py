@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from pgha.spec import ClusterSpec, Role
     from pgha.steps import HostStep, StepResult
     from pgha.workflows.policy import HOST_CHECK, LOCAL_WRITE
-    from pgha.workflows.tracker import Tracker, failure_text
+    from pgha.workflows.tracker import failure_text
 
 from pgha.workflows.rolling_steps import (
     MEMBER_WORK,
@@ -76,11 +76,7 @@ class Upgrade(RollingSteps):
     @workflow.run
     async def run(self, inp: UpgradeInput) -> UpgradeReport:
         spec = inp.spec
-        self.tracker = Tracker("upgrade", spec.cluster)
-        self.tracker.tag_search_attributes()
-        self.started = workflow.now()
-        self.max_lag_bytes, self.member_timeout_s = inp.max_lag_bytes, inp.member_timeout_s
-        self.tracker.phase("gate")
+        self._open(spec, "gate", inp.max_lag_bytes, inp.member_timeout_s)
         try:
             view = await self._whole(spec, "gate")
             plan = rolling_order(view, [h.name for h in spec.hosts_with(Role.postgres)])
