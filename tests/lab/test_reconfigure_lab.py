@@ -46,6 +46,16 @@ def with_parameters(spec: ClusterSpec, **changes: Any) -> ClusterSpec:
     )
 
 
+def with_maxconn(spec: ClusterSpec, maxconn: int) -> ClusterSpec:
+    return spec.model_copy(update={"haproxy": spec.haproxy.model_copy(update={"maxconn": maxconn})})
+
+
+async def haproxy_pids(spec: ClusterSpec) -> dict[str, str]:
+    """The HAProxy master's pid on each proxy: a reload keeps it, a restart does not."""
+    return {p.name: await sh(p.name, "systemctl show -p MainPID --value haproxy")
+            for p in spec.hosts_with(Role.haproxy)}  # fmt: skip
+
+
 def members(spec: ClusterSpec) -> list[str]:
     return [h.name for h in spec.hosts_with(Role.postgres)]
 
@@ -92,19 +102,24 @@ async def test_a_dry_run_shows_the_plan_and_changes_nothing(lab_cluster: Lab) ->
 
 
 async def test_a_reload_only_change_restarts_nothing(lab_cluster: Lab) -> None:
-    spec = with_parameters(lab_cluster.spec, work_mem="8MB")
-    before = await started(spec)
+    spec = with_maxconn(with_parameters(lab_cluster.spec, work_mem="8MB"), 3000)
+    before, pids = await started(spec), await haproxy_pids(spec)
     report = await reconfigure(lab_cluster, spec)
     assert report.passed and report.restarted == [], report
+    assert {f.service for f in report.plan.files} == {"patroni", "haproxy"}
     for h in members(spec):
         assert await show(h, "work_mem") == "8MB", h
     assert await started(spec) == before
+    for p in pids:
+        assert "maxconn 3000" in await sh(p, "cat /etc/haproxy/haproxy.cfg")
+    assert await haproxy_pids(spec) == pids  # reloaded, not restarted
 
 
 async def test_raising_max_connections_restarts_replicas_then_the_primary_by_switchover(
     lab_cluster: Lab,
 ) -> None:
-    spec = with_parameters(lab_cluster.spec, work_mem="8MB", max_connections=120)
+    spec = with_maxconn(with_parameters(lab_cluster.spec, work_mem="8MB", max_connections=120),
+                        3000)  # fmt: skip
     primary = await leader()
     before = await started(spec)
     report = await reconfigure(lab_cluster, spec)
