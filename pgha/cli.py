@@ -46,6 +46,7 @@ from pgha.operations import (
     ETCD_ADD,
     ETCD_REMOVE,
     OPERATIONS,
+    PATRONI_UPGRADE,
     PREFLIGHT,
     PROVISION,
     PROXY_UPGRADE,
@@ -68,6 +69,8 @@ from pgha.report_text import backup_summary, verify_summary
 from pgha.rolling_models import (
     Decision,
     DecisionAction,
+    PatroniUpgradeInput,
+    PatroniUpgradeReport,
     ProxyUpgradeInput,
     ProxyUpgradeReport,
     SwitchoverInput,
@@ -325,6 +328,11 @@ async def _follow_and_report(
         )
         for line in e.next_steps:
             console.print(f"next: {line}")
+    elif op_name == PATRONI_UPGRADE.name:
+        pu = PatroniUpgradeReport.model_validate(result)
+        pg = ", ".join(pu.postgres_restarted) or "none"
+        console.print(f"patroni {pu.version}: restarted {', '.join(pu.restarted) or 'none'} "
+                      f"in maintenance mode; PostgreSQL restarted on: {pg}")  # fmt: skip
     elif op_name == PROXY_UPGRADE.name:
         pr = ProxyUpgradeReport.model_validate(result)
         down = f"writes down {pr.cost.write_down_s:.2f} s" if pr.cost else ""
@@ -459,6 +467,14 @@ def run_upgrade(
             "the VIP first, then the VIP moves and the other follows.",
         ),
     ] = None,
+    patroni: Annotated[
+        str | None,
+        typer.Option(
+            "--patroni",
+            help="Patroni package version: in maintenance mode (no failover), each member's "
+            "Patroni upgraded and restarted while PostgreSQL keeps running.",
+        ),
+    ] = None,
     allow_downgrade: Annotated[
         bool, typer.Option("--allow-downgrade", help="Allow going to a lower minor version.")
     ] = False,
@@ -473,11 +489,16 @@ def run_upgrade(
     `abort`. --haproxy: the proxy without the VIP first, then the VIP moves to it and the
     other proxy follows."""
 
-    if (postgres is None) == (haproxy is None):
-        raise typer.BadParameter("give one of --postgres or --haproxy")
+    if sum(v is not None for v in (postgres, haproxy, patroni)) != 1:
+        raise typer.BadParameter("give exactly one of --postgres, --haproxy or --patroni")
 
     async def go() -> None:
         spec = load_spec(cluster)
+        if patroni is not None:
+            inp_p = PatroniUpgradeInput(spec=spec, version=patroni,
+                                        allow_downgrade=allow_downgrade, rate=rate)  # fmt: skip
+            await _operate(PATRONI_UPGRADE.name, spec.cluster, inp_p, detach)
+            return
         if haproxy is not None:
             proxies = ProxyUpgradeInput(spec=spec, packages={"haproxy": haproxy},
                                         allow_downgrade=allow_downgrade, rate=rate)  # fmt: skip

@@ -44,6 +44,7 @@ BACKUPS = Operation("backups", "BackupsView", mutating=False)
 DRILL = Operation("drill", "Drill", mutating=True)
 UPGRADE = Operation("upgrade", "Upgrade", mutating=True)
 PROXY_UPGRADE = Operation("proxy-upgrade", "ProxyUpgrade", mutating=True)
+PATRONI_UPGRADE = Operation("patroni-upgrade", "PatroniUpgrade", mutating=True)
 #: Mutating even as a dry run: its plan must not race another operation's changes.
 RECONFIGURE = Operation("reconfigure", "Reconfigure", mutating=True)
 SWITCHOVER = Operation("switchover", "Switchover", mutating=True)
@@ -64,6 +65,7 @@ OPERATIONS: dict[str, Operation] = {
         DRILL,
         UPGRADE,
         PROXY_UPGRADE,
+        PATRONI_UPGRADE,
         RECONFIGURE,
         SWITCHOVER,
         ADD_NODE,

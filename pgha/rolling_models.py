@@ -31,15 +31,17 @@ class UpgradeInput(Model):
 
     @model_validator(mode="after")
     def _postgres_packages_only(self) -> UpgradeInput:
-        # Patroni, etcd, HAProxy and pgBackRest need their own restart step (not built yet):
-        # refuse rather than install a package whose service keeps running the old code.
+        # Other packages need their own restart step (PatroniUpgrade, ProxyUpgrade; etcd and
+        # pgBackRest have none yet): refuse rather than install a package whose service
+        # keeps running the old code.
         v = self.spec.postgres.version
         allowed = {f"postgresql-{v}", f"postgresql-client-{v}"}
         other = sorted(set(self.packages) - allowed)
         if other:
             raise ValueError(
-                f"upgrade handles the PostgreSQL {v} packages ({', '.join(sorted(allowed))}) "
-                f"only so far; not {', '.join(other)}"
+                f"this upgrade handles the PostgreSQL {v} packages "
+                f"({', '.join(sorted(allowed))}); not {', '.join(other)} (Patroni and HAProxy "
+                "have their own: --patroni, --haproxy)"
             )
         return self
 
@@ -187,5 +189,30 @@ class ProxyUpgradeReport(Model):
     #: The proxy order (the VIP holder last) and where the VIP ended.
     order: list[str]
     vip_holder: str
+    cost: RollingCost | None = None
+    verdict: Verdict | None = None
+
+
+class PatroniUpgradeInput(Model):
+    spec: ClusterSpec
+    #: The patroni package version ("3.0.4-1", or an upstream version).
+    version: str
+    allow_downgrade: bool = False
+    rate: float = Field(20.0, gt=0, le=200)
+    max_lag_bytes: int = Field(16 * 1024 * 1024, ge=0)
+
+
+class PatroniUpgradeReport(Model):
+    cluster: str
+    workflow_id: str
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    version: str
+    #: Member -> patroni package version at the end.
+    versions_after: dict[str, str]
+    #: Members whose Patroni was restarted, in order; and those whose PostgreSQL restarted
+    #: with it (none is the promise of maintenance mode).
+    restarted: list[str]
+    postgres_restarted: list[str] = []
     cost: RollingCost | None = None
     verdict: Verdict | None = None

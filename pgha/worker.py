@@ -44,6 +44,7 @@ from pgha.workflows.backup import Backup
 from pgha.workflows.backups_view import BackupsView
 from pgha.workflows.drill import Drill
 from pgha.workflows.etcd_membership import EtcdAdd, EtcdRemove
+from pgha.workflows.patroni_upgrade import PatroniUpgrade
 from pgha.workflows.preflight import Preflight
 from pgha.workflows.provision import Provision
 from pgha.workflows.proxy_upgrade import ProxyUpgrade
@@ -72,6 +73,7 @@ WORKFLOWS: list[type] = [
     EtcdAdd,
     EtcdRemove,
     ProxyUpgrade,
+    PatroniUpgrade,
 ]
 ACTIVITIES: list[Callable[..., Any]] = [
     check_host,
@@ -140,6 +142,8 @@ ACTIVITIES: list[Callable[..., Any]] = [
     rolling.switchover,
     rolling.restart_units,
     rolling.package_versions,
+    rolling.set_pause,
+    rolling.restart_patroni,
     rolling.versions,
     reports.save_upgrade,
     reconfigure.plan,

@@ -292,3 +292,67 @@ async def package_versions(step: HostStep) -> StepResult:
     shown = ", ".join(f"{n} {v or 'absent'}" for n, v in have.items())
     return StepResult(host=step.host, changed=False, summary=shown,
                       facts={n: v or "" for n, v in have.items()})  # fmt: skip
+
+
+async def _paused(host: Host, spec: ClusterSpec, name: str) -> bool | None:
+    """Whether the cluster is in maintenance mode (Patroni's /cluster says pause), None
+    when the API does not answer."""
+    url = f"{api_url(spec, name)}/cluster"
+    out = await host.run(["python3", "-c", patroni_facts.HTTP_GET_SCRIPT, url], check=False,
+                         label="patroni-api")  # fmt: skip
+    if out.exit_code != 0:
+        return None
+    try:
+        return bool(json.loads(out.stdout).get("pause", False))
+    except (ValueError, AttributeError):
+        return None
+
+
+@activity.defn(name="rolling.set_pause")
+async def set_pause(step: HostStep) -> StepResult:
+    """Patroni's maintenance mode on (``params["paused"]`` yes) or off, through
+    `patronictl pause|resume --wait` on ``step.host``: paused, Patroni neither fails over
+    nor stops PostgreSQL when it stops itself. Idempotent."""
+    want = param(step, "paused") == "yes"
+    spec = step.spec
+    async with heartbeating(), open_host(step.target) as host:
+        if await _paused(host, spec, step.host) == want:
+            already = f"cluster {'paused' if want else 'not paused'} already"
+            return StepResult(host=step.host, changed=False, summary=already)
+        verb = "pause" if want else "resume"
+        await host.run(["patronictl", "-c", PATRONI_CONFIG_PATH, verb, spec.cluster, "--wait"],
+                       label=f"patronictl {verb}", timeout=120)  # fmt: skip
+    said = "maintenance mode on: no failover" if want else "maintenance mode off"
+    return StepResult(host=step.host, changed=True, summary=said)
+
+
+@activity.defn(name="rolling.restart_patroni")
+async def restart_patroni(step: HostStep) -> StepResult:
+    """Restart Patroni on ``step.host`` (a new binary takes effect) and wait until its API
+    answers with PostgreSQL running. Meant for a paused cluster: PostgreSQL keeps running
+    across it. facts: ``postgres_restarted`` (the postmaster's start time changed)."""
+    spec = step.spec
+    sql = "SELECT pg_catalog.pg_postmaster_start_time()"
+    async with heartbeating(), open_host(step.target) as host:
+        before = (await host.run(psql(spec.postgres.port, sql), label="psql")).stdout.strip()
+        await host.run(["systemctl", "restart", "patroni"], label="systemctl restart patroni",
+                       timeout=120)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            found = await patroni_facts.cluster(host, api_url(spec, step.host))
+            me = None if isinstance(found, str) else next(
+                (m for m in found if m.name == step.host), None)  # fmt: skip
+            if me is not None and me.state in ("running", "streaming"):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"host {step.host}: Patroni did not report PostgreSQL "
+                                   f"running within 60 s of its restart ({found})")  # fmt: skip
+            await asyncio.sleep(1)
+        after = (await host.run(psql(spec.postgres.port, sql), label="psql")).stdout.strip()
+    restarted = before != after
+    return StepResult(
+        host=step.host, changed=True,
+        summary="restarted Patroni" + ("; PostgreSQL restarted too" if restarted
+                                       else "; PostgreSQL kept running"),
+        facts={"postgres_restarted": restarted},
+    )  # fmt: skip

@@ -17,8 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from pgha.rolling_models import ProxyUpgradeInput, ProxyUpgradeReport
     from pgha.spec import ClusterSpec, Role
     from pgha.status_models import ProxyStatus
-    from pgha.steps import HostStep, StepResult
-    from pgha.workflows.policy import CONVERGE, HOST_CHECK, STATUS_READ, ActivityPolicy
+    from pgha.steps import HostStep
+    from pgha.workflows.policy import CONVERGE, HOST_CHECK, STATUS_READ
     from pgha.workflows.tracker import failure_text
 
 from pgha.workflows.rolling_steps import MEMBER_WORK, SETTLE_S, RollingSteps
@@ -116,14 +116,3 @@ class ProxyUpgrade(RollingSteps):
     async def _unit(self, spec: ClusterSpec, host: str, action: str, unit: str,
                     key: str) -> None:  # fmt: skip
         await self._on(spec, host, "drill.systemctl", key, {"action": action, "units": unit})
-
-    async def _on(
-        self, spec: ClusterSpec, host: str, activity: str, key: str, params: dict[str, str],
-        policy: ActivityPolicy = CONVERGE,
-    ) -> StepResult:  # fmt: skip
-        return await self.tracker.run(
-            key, activity, host,
-            policy.execute(activity, HostStep(spec=spec, host=host, params=params), StepResult,
-                           summary=f"{activity} on {host}"),
-            lambda s: (StepState.changed if s.changed else StepState.ok, s.summary),
-        )  # fmt: skip

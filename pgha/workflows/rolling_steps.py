@@ -177,6 +177,18 @@ class RollingSteps:
             lambda r: (StepState.ok, ", ".join(f"{n} {v}" for n, v in r.target.items())),
         )  # fmt: skip
 
+    async def _on(
+        self, spec: ClusterSpec, host: str, activity: str, key: str, params: dict[str, str],
+        policy: ActivityPolicy = CONVERGE,
+    ) -> StepResult:  # fmt: skip
+        """One step-result activity on ``host`` as a progress step."""
+        return await self.tracker.run(
+            key, activity, host,
+            policy.execute(activity, HostStep(spec=spec, host=host, params=params), StepResult,
+                           summary=f"{activity} on {host}"),
+            lambda s: (StepState.changed if s.changed else StepState.ok, s.summary),
+        )  # fmt: skip
+
     async def _decision(self, spec: ClusterSpec, name: str, why: str, attempt: int,
                         choices: str) -> Decision:  # fmt: skip
         """Wait, as long as it takes, for an operator's decision about ``name``."""

@@ -1,0 +1,107 @@
+"""PatroniUpgrade on the real dev server with fake members: maintenance mode around the
+members' restarts, replicas first, and maintenance mode ended even when a restart fails."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowFailureError
+from temporalio.testing import WorkflowEnvironment
+
+from pgha.operations import PATRONI_UPGRADE, start_operation
+from pgha.rolling_models import PatroniUpgradeInput, PatroniUpgradeReport, ResolvedVersions
+from pgha.spec import ClusterSpec
+from pgha.status_models import Member, PatroniStatus
+from pgha.steps import HostStep, StepResult
+from pgha.worker import build_worker
+from pgha.workflows.patroni_upgrade import PatroniUpgrade
+from tests.workflows.probe_fake import fake_probe
+
+NEW = "3.0.4-1"
+
+
+class FakeMembers:
+    def __init__(self) -> None:
+        self.version = {h: "3.0.2-1" for h in ("db1", "db2", "db3")}
+        self.paused = False
+        self.fail_on = ""
+        self.calls: list[tuple[str, str]] = []
+
+    def activities(self) -> list[Callable[..., Any]]:
+        c = self
+
+        @activity.defn(name="drill.wait_healthy")
+        async def healthy(step: HostStep) -> PatroniStatus:
+            return PatroniStatus(source="db1", members=[
+                Member(name=h, host=h, role="leader" if h == "db1" else "replica",
+                       state="running", timeline=2, lag_bytes=None if h == "db1" else 0)
+                for h in ("db1", "db2", "db3")])  # fmt: skip
+
+        @activity.defn(name="rolling.resolve_versions")
+        async def resolve(step: HostStep) -> ResolvedVersions:
+            return ResolvedVersions(target={"patroni": NEW}, installed={})
+
+        @activity.defn(name="rolling.package_versions")
+        async def versions(step: HostStep) -> StepResult:
+            return StepResult(host=step.host, changed=False, summary="v",
+                              facts={"patroni": c.version[step.host]})  # fmt: skip
+
+        @activity.defn(name="rolling.set_pause")
+        async def set_pause(step: HostStep) -> StepResult:
+            c.paused = step.params["paused"] == "yes"
+            c.calls.append(("pause" if c.paused else "resume", step.host))
+            return StepResult(host=step.host, changed=True, summary="ok")
+
+        @activity.defn(name="rolling.install")
+        async def install(step: HostStep) -> StepResult:
+            assert c.paused
+            c.calls.append(("install", step.host))
+            c.version[step.host] = NEW
+            return StepResult(host=step.host, changed=True, summary="installed")
+
+        @activity.defn(name="rolling.restart_patroni")
+        async def restart(step: HostStep) -> StepResult:
+            assert c.paused, "Patroni restarts only in maintenance mode"
+            c.calls.append(("restart", step.host))
+            if step.host == c.fail_on:
+                raise RuntimeError("Patroni did not come back")
+            return StepResult(host=step.host, changed=True, summary="restarted",
+                              facts={"postgres_restarted": False})  # fmt: skip
+
+        return [healthy, resolve, versions, set_pause, install, restart, fake_probe()]
+
+
+async def run(env: WorkflowEnvironment, spec: ClusterSpec, fake: FakeMembers) -> Any:
+    task_queue = f"patroni-{uuid.uuid4()}"
+    async with build_worker(env.client, task_queue, workflows=[PatroniUpgrade],
+                            activities=fake.activities()):  # fmt: skip
+        handle = await start_operation(env.client, PATRONI_UPGRADE, spec.cluster,
+                                       PatroniUpgradeInput(spec=spec, version=NEW),
+                                       task_queue=task_queue)  # fmt: skip
+        return await handle.result()
+
+
+async def test_every_patroni_restarts_in_maintenance_mode_replicas_first(
+    env: WorkflowEnvironment, spec: ClusterSpec
+) -> None:
+    fake = FakeMembers()
+    report = PatroniUpgradeReport.model_validate(await run(env, spec, fake))
+    assert fake.calls[0] == ("pause", "db1") and fake.calls[-1] == ("resume", "db1")
+    assert [h for a, h in fake.calls if a == "restart"] == ["db3", "db2", "db1"]
+    assert report.restarted == ["db3", "db2", "db1"] and report.postgres_restarted == []
+    assert set(report.versions_after.values()) == {NEW} and not fake.paused
+
+
+async def test_a_failed_restart_still_ends_maintenance_mode(
+    env: WorkflowEnvironment, spec: ClusterSpec
+) -> None:
+    fake = FakeMembers()
+    fake.fail_on = "db2"
+    with pytest.raises(WorkflowFailureError):
+        await run(env, spec, fake)
+    assert not fake.paused and fake.calls[-1] == ("resume", "db1")
+    assert ("restart", "db1") not in fake.calls  # nothing after the failed member
