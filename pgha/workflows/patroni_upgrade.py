@@ -72,9 +72,7 @@ class PatroniUpgrade(RollingSteps):
                 self.tracker.phase("resume")
                 await self._pause(spec, plan.primary, False)
                 await self._whole(spec, "end-whole", within=120)
-                await workflow.sleep(SETTLE_S)
-                self.done = True
-                log = await probe
+                log = await self._end_probe(probe)
             cost, verdict = rolling_cost(log), judge(log)
         after = await self._versions(spec, "after")
         behind = [n for n, v in after.items() if v != target]

@@ -82,9 +82,7 @@ class ProxyUpgrade(RollingSteps):
                                            f"{state.keepalived} after its upgrade",
                                            type="ProxyUnhealthy", non_retryable=True)  # fmt: skip
         finally:
-            await workflow.sleep(SETTLE_S)
-            self.done = True
-            log = await probe
+            log = await self._end_probe(probe)
         after = {p: (await self._on(spec, p, "rolling.package_versions", f"{p}-versions",
                                     {"names": ",".join(resolved.target)}, HOST_CHECK)).facts
                  for p in proxies}  # fmt: skip

@@ -172,9 +172,7 @@ class Reconfigure(RollingSteps):
         except ActivityError as err:
             reason = failure_text(err)
         finally:
-            await workflow.sleep(SETTLE_S)
-            self.done = True
-            log = await probe
+            log = await self._end_probe(probe)
         return await self._save(inp, plan, reason, log)
 
     async def _member(self, spec: ClusterSpec, name: str, drain: bool = True) -> None:

@@ -189,6 +189,12 @@ class RollingSteps:
             lambda s: (StepState.changed if s.changed else StepState.ok, s.summary),
         )  # fmt: skip
 
+    async def _end_probe(self, probe: workflow.ActivityHandle[ProbeLog]) -> ProbeLog:
+        """Let the probe see the settled cluster a moment, then stop it; its log."""
+        await workflow.sleep(SETTLE_S)
+        self.done = True
+        return await probe
+
     async def _decision(self, spec: ClusterSpec, name: str, why: str, attempt: int,
                         choices: str) -> Decision:  # fmt: skip
         """Wait, as long as it takes, for an operator's decision about ``name``."""

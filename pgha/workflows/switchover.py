@@ -57,9 +57,7 @@ class Switchover(RollingSteps):
         except RollingStopped as err:
             reason = str(err)
         finally:
-            await workflow.sleep(SETTLE_S)
-            self.done = True
-            log = await probe
+            log = await self._end_probe(probe)
         if reason:
             self.tracker.done(f"FAILED: {reason}")
             raise ApplicationError(reason, type="SwitchoverFailed", non_retryable=True)

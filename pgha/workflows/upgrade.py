@@ -110,9 +110,7 @@ class Upgrade(RollingSteps):
         except ActivityError as err:
             reason = failure_text(err)
         finally:
-            await workflow.sleep(SETTLE_S)
-            self.done = True
-            log = await probe
+            log = await self._end_probe(probe)
         self.tracker.phase("verify")
         after = await self._versions(spec, resolved)
         if not reason:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
 
 from pgha.hosts.host import close_all
 from pgha.lab.hosts import LabUpResult, lab_status, lab_up
 from pgha.lab.layout import MIN_HOSTS
+from pgha.operations import PROVISION
+from pgha.provision_models import ProvisionInput
 from pgha.spec import ClusterSpec, load_spec
+from pgha.worker import build_worker
+from tests.lab.backup_helpers import Lab
 
 CLUSTERS_DIR = Path(__file__).resolve().parents[2] / "clusters"
 
@@ -30,3 +37,14 @@ async def lab() -> AsyncIterator[LabUpResult]:
 def lab_spec(lab: LabUpResult) -> ClusterSpec:
     """clusters/lab.yaml exactly as pgha reads it."""
     return load_spec(lab.spec_path)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def lab_cluster(env: WorkflowEnvironment, lab_spec: ClusterSpec) -> AsyncIterator[Lab]:
+    """The lab cluster, provisioned (a re-run when it already is: seconds) by a real worker
+    that stays up for the module; modules that need another set-up define their own."""
+    task_queue = f"lab-{uuid.uuid4()}"
+    async with build_worker(env.client, task_queue):
+        lab = Lab(env, lab_spec, task_queue)
+        await lab.run(PROVISION, ProvisionInput(spec=lab_spec))
+        yield lab

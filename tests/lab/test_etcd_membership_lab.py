@@ -8,19 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
-from temporalio.testing import WorkflowEnvironment
 
 from pgha.lab.spare import add_spare_host, remove_spare_host
-from pgha.operations import ETCD_ADD, ETCD_REMOVE, PROVISION
-from pgha.provision_models import ProvisionInput
-from pgha.spec import ClusterSpec, Role
+from pgha.operations import ETCD_ADD, ETCD_REMOVE
+from pgha.spec import Role
 from pgha.topology_models import EtcdMemberInput, EtcdMemberReport
-from pgha.worker import build_worker
 from tests.lab.backup_helpers import Lab, sh
 from tests.lab.drill_helpers import Writer, leader
 from tests.lab.helpers import docker_exec
@@ -34,15 +28,6 @@ def etcdctl(*endpoints: str) -> str:
     """etcdctl against the given host:port endpoints (db1's when none)."""
     urls = ",".join(f"http://{e}" for e in endpoints) or "http://127.0.0.1:2379"
     return f"ETCDCTL_API=3 etcdctl --endpoints={urls}"
-
-
-@pytest_asyncio.fixture(scope="module")
-async def lab_cluster(env: WorkflowEnvironment, lab_spec: ClusterSpec) -> AsyncIterator[Lab]:
-    task_queue = f"etcd-{uuid.uuid4()}"
-    async with build_worker(env.client, task_queue):
-        lab = Lab(env, lab_spec, task_queue)
-        await lab.run(PROVISION, ProvisionInput(spec=lab_spec))
-        yield lab
 
 
 async def members() -> dict[str, int]:

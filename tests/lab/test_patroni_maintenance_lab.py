@@ -6,32 +6,17 @@ patroni version, so this is the upgrade's restart without a new package."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
-from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment
 
 from pgha.activities.rolling import restart_patroni, set_pause
-from pgha.operations import PROVISION
-from pgha.provision_models import ProvisionInput
-from pgha.spec import ClusterSpec, Role
+from pgha.spec import Role
 from pgha.steps import HostStep
-from pgha.worker import build_worker
 from tests.lab.backup_helpers import Lab, sh
 from tests.lab.drill_helpers import Writer, leader
 
 pytestmark = pytest.mark.lab
-
-
-@pytest_asyncio.fixture(scope="module")
-async def lab_cluster(env: WorkflowEnvironment, lab_spec: ClusterSpec) -> AsyncIterator[Lab]:
-    task_queue = f"maintenance-{uuid.uuid4()}"
-    async with build_worker(env.client, task_queue):
-        lab = Lab(env, lab_spec, task_queue)
-        await lab.run(PROVISION, ProvisionInput(spec=lab_spec))
-        yield lab
 
 
 async def test_patroni_restarts_in_maintenance_mode_and_postgres_keeps_running(

@@ -6,33 +6,18 @@ bookworm-security's deb12u4."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
-from temporalio.testing import WorkflowEnvironment
 
-from pgha.operations import PROVISION, PROXY_UPGRADE
-from pgha.provision_models import ProvisionInput
+from pgha.operations import PROXY_UPGRADE
 from pgha.rolling_models import ProxyUpgradeInput, ProxyUpgradeReport
 from pgha.spec import ClusterSpec, Role
-from pgha.worker import build_worker
 from tests.lab.backup_helpers import Lab, sh
 from tests.lab.drill_helpers import Writer
 
 pytestmark = pytest.mark.lab
 
 OLD, NEW = "2.6.12-1+deb12u3", "2.6.12-1+deb12u4"
-
-
-@pytest_asyncio.fixture(scope="module")
-async def lab_cluster(env: WorkflowEnvironment, lab_spec: ClusterSpec) -> AsyncIterator[Lab]:
-    task_queue = f"proxy-upgrade-{uuid.uuid4()}"
-    async with build_worker(env.client, task_queue):
-        lab = Lab(env, lab_spec, task_queue)
-        await lab.run(PROVISION, ProvisionInput(spec=lab_spec))
-        yield lab
 
 
 async def vip_holders(spec: ClusterSpec) -> list[str]:

@@ -11,32 +11,17 @@ plans nothing again.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
-from temporalio.testing import WorkflowEnvironment
 
-from pgha.operations import PROVISION, RECONFIGURE
-from pgha.provision_models import ProvisionInput
+from pgha.operations import RECONFIGURE
 from pgha.reconfigure_models import ReconfigureInput, ReconfigureReport
 from pgha.spec import ClusterSpec, Role
-from pgha.worker import build_worker
 from tests.lab.backup_helpers import Lab, sh
 from tests.lab.drill_helpers import Writer, leader
 
 pytestmark = pytest.mark.lab
-
-
-@pytest_asyncio.fixture(scope="module")
-async def lab_cluster(env: WorkflowEnvironment, lab_spec: ClusterSpec) -> AsyncIterator[Lab]:
-    task_queue = f"reconfigure-{uuid.uuid4()}"
-    async with build_worker(env.client, task_queue):
-        lab = Lab(env, lab_spec, task_queue)
-        await lab.run(PROVISION, ProvisionInput(spec=lab_spec))
-        yield lab
 
 
 def with_parameters(spec: ClusterSpec, **changes: Any) -> ClusterSpec:

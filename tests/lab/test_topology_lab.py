@@ -7,21 +7,15 @@ to a chosen member."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
-from temporalio.testing import WorkflowEnvironment
 
 from pgha.lab.spare import add_spare_host, remove_spare_host
-from pgha.operations import ADD_NODE, PROVISION, RECONFIGURE, REMOVE_NODE, SWITCHOVER
-from pgha.provision_models import ProvisionInput
+from pgha.operations import ADD_NODE, RECONFIGURE, REMOVE_NODE, SWITCHOVER
 from pgha.reconfigure_models import ReconfigureInput, ReconfigureReport
 from pgha.rolling_models import SwitchoverInput, SwitchoverReport
-from pgha.spec import ClusterSpec, Role
+from pgha.spec import Role
 from pgha.topology_models import NodeInput, NodeReport
-from pgha.worker import build_worker
 from tests.lab.backup_helpers import Lab, sh
 from tests.lab.drill_helpers import Writer, leader, patroni_members
 from tests.lab.helpers import docker_exec
@@ -29,15 +23,6 @@ from tests.lab.helpers import docker_exec
 pytestmark = pytest.mark.lab
 
 SPARE = "db4"
-
-
-@pytest_asyncio.fixture(scope="module")
-async def lab_cluster(env: WorkflowEnvironment, lab_spec: ClusterSpec) -> AsyncIterator[Lab]:
-    task_queue = f"topology-{uuid.uuid4()}"
-    async with build_worker(env.client, task_queue):
-        lab = Lab(env, lab_spec, task_queue)
-        await lab.run(PROVISION, ProvisionInput(spec=lab_spec))
-        yield lab
 
 
 async def writing(lab: Lab, op: object, arg: object) -> tuple[object, Writer]:

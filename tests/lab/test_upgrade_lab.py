@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 from temporalio.client import WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
 
-from pgha.operations import PROVISION, UPGRADE, start_operation
-from pgha.provision_models import ProvisionInput
+from pgha.operations import UPGRADE, start_operation
 from pgha.rolling_models import Blocked, Decision, DecisionAction, UpgradeInput, UpgradeReport
 from pgha.spec import ClusterSpec, Role
-from pgha.worker import build_worker
 from tests.lab.backup_helpers import Lab, sh
 from tests.lab.drill_helpers import Writer, leader
 from tests.lab.helpers import eventually
@@ -34,15 +28,6 @@ SERVER, CLIENT = "postgresql-15", "postgresql-client-15"
 #: Makes PostgreSQL refuse to start (a library that does not exist); Patroni does not
 #: manage postgresql.auto.conf, so it survives the restart the upgrade does.
 BREAK = "shared_preload_libraries = 'pgha_test_missing'"
-
-
-@pytest_asyncio.fixture(scope="module")
-async def lab_cluster(env: WorkflowEnvironment, lab_spec: ClusterSpec) -> AsyncIterator[Lab]:
-    task_queue = f"upgrade-{uuid.uuid4()}"
-    async with build_worker(env.client, task_queue):
-        lab = Lab(env, lab_spec, task_queue)
-        await lab.run(PROVISION, ProvisionInput(spec=lab_spec))
-        yield lab
 
 
 def members(spec: ClusterSpec) -> list[str]:
