@@ -34,7 +34,6 @@ with workflow.unsafe.imports_passed_through():
     from pgha.workflows.tracker import failure_text
 
 from pgha.workflows.rolling_steps import (
-    MEMBER_WORK,
     SETTLE_S,
     RollingSteps,
     RollingStopped,
@@ -200,14 +199,7 @@ class Reconfigure(RollingSteps):
         self.restarted.append(name)
 
     async def _restart(self, spec: ClusterSpec, name: str, key: str) -> None:
-        within = {"within_s": f"{self.member_timeout_s:g}"}
-        await self.tracker.run(
-            f"{key}-restart", "restart through Patroni (pending restart)", name,
-            MEMBER_WORK.execute("reconfigure.restart_pending", HostStep(spec=spec, host=name,
-                                params=within), StepResult, summary=f"restart {name}"),
-            lambda s: (StepState.changed if s.changed else StepState.ok, s.summary),
-        )  # fmt: skip
-        await self._whole(spec, f"{key}-healthy", within=self.member_timeout_s)
+        await self._restart_member(spec, name, key, "reconfigure.restart_pending")
 
     async def _save(
         self, inp: ReconfigureInput, plan: ReconfigurePlan, reason: str, log: ProbeLog

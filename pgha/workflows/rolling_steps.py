@@ -108,6 +108,14 @@ class RollingSteps:
             lambda v: (StepState.ok, f"{leader_of(v)} leads, all streaming"),
         )  # fmt: skip
 
+    async def _restart_member(self, spec: ClusterSpec, name: str, key: str,
+                              activity: str) -> None:  # fmt: skip
+        """``activity`` restarts ``name`` (bounded by the member timeout); then the cluster
+        must be whole again within that bound."""
+        within = {"within_s": f"{self.member_timeout_s:g}"}
+        await self._on(spec, name, activity, f"{key}-restart", within, MEMBER_WORK)
+        await self._whole(spec, f"{key}-healthy", within=self.member_timeout_s)
+
     async def _drain(self, spec: ClusterSpec, name: str, drained: bool) -> None:
         """Tag ``name`` nofailover + noloadbalance (or untag it), until the DCS shows it."""
         word = "yes" if drained else "no"

@@ -34,8 +34,13 @@ JOIN_WAIT_S = 900.0
 class _NodeOperation(RollingSteps):
     operation = ""
 
+    def __init__(self) -> None:
+        self._init_rolling(self.operation)
+
     def _begin(self, inp: NodeInput) -> None:
         self._open(inp.spec, "gate", inp.max_lag_bytes)
+        if why := inp.problem():
+            raise self._refuse(why)
 
     def _refuse(self, why: str) -> ApplicationError:
         self.tracker.done(f"REFUSED: {why}")
@@ -69,14 +74,9 @@ class AddNode(_NodeOperation):
 
     operation = "add-node"
 
-    def __init__(self) -> None:
-        self._init_rolling(self.operation)
-
     @workflow.run
     async def run(self, inp: NodeInput) -> NodeReport:
         self._begin(inp)
-        if why := inp.problem():
-            raise self._refuse(why)
         try:
             view = await self._whole(inp.without_host(), "gate")
         except ActivityError as err:
@@ -108,14 +108,9 @@ class RemoveNode(_NodeOperation):
 
     operation = "remove-node"
 
-    def __init__(self) -> None:
-        self._init_rolling(self.operation)
-
     @workflow.run
     async def run(self, inp: NodeInput) -> NodeReport:
         self._begin(inp)
-        if why := inp.problem():
-            raise self._refuse(why)
         rest = inp.without_host()
         if len(rest.hosts_with(Role.postgres)) < 2:
             raise self._refuse(f"without {inp.host} fewer than two database hosts would be left")

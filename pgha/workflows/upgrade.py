@@ -180,14 +180,7 @@ class Upgrade(RollingSteps):
 
     async def _restart_and_check(self, spec: ClusterSpec, inp: UpgradeInput, name: str,
                                  r: ResolvedVersions, key: str) -> None:  # fmt: skip
-        within = {"within_s": f"{inp.member_timeout_s:g}"}
-        await self.tracker.run(
-            f"{key}-restart", "CHECKPOINT, restart through Patroni", name,
-            MEMBER_WORK.execute("rolling.restart", HostStep(spec=spec, host=name,
-                                params=within), StepResult, summary=f"restart {name}"),
-            lambda s: (StepState.changed if s.changed else StepState.ok, s.summary),
-        )  # fmt: skip
-        await self._whole(spec, f"{key}-healthy", within=inp.member_timeout_s)
+        await self._restart_member(spec, name, key, "rolling.restart")
         running = {m.member: m for m in await self._versions(spec, r)}[name]
         if self._needs(running, r):
             raise RollingStopped(f"{name} runs {running.server or 'nothing'} after its "
