@@ -15,9 +15,10 @@ from pgha.activities.cluster_secrets import render_secrets
 from pgha.activities.common import heartbeating, open_host
 from pgha.activities.converge import permanent, rendering, step_result, translated
 from pgha.checks.patroni_risks import stalled_leader_risk
-from pgha.errors import CommandFailed
+from pgha.errors import CommandFailed, HostError
 from pgha.hosts.facts import patroni as facts
 from pgha.hosts.facts.files import file_state
+from pgha.hosts.facts.postgres_errors import errors_suffix, startup_errors
 from pgha.hosts.facts.systemd import unit_state
 from pgha.hosts.host import Host
 from pgha.hosts.ops import patroni as ops
@@ -197,6 +198,26 @@ async def _streaming(spec: ClusterSpec, leader: str) -> dict[str, facts.Replicat
     return {r.application_name: r for r in rows}
 
 
+async def _startup_errors(
+    spec: ClusterSpec, members: list[facts.Member], replicas: list[str]
+) -> str:
+    """The log lines of each expected replica whose PostgreSQL is not running, so the
+    message says why (`` db2: FATAL: ...``); "" when there are none."""
+    state = {m.name: m.state for m in members}
+    said: list[str] = []
+    for name in replicas:
+        if state.get(name) in ("running", "streaming"):
+            continue
+        try:
+            async with open_host(spec.target(name)) as host:
+                errors = await startup_errors(host, spec.postgres.version, spec.cluster)
+        except HostError:  # unreachable: the message already says it is not running
+            continue
+        if errors:
+            said.append(f"{name}{errors_suffix(errors)}")
+    return f"; {'; '.join(said)}" if said else ""
+
+
 @activity.defn(name="patroni.wait_replicas")
 async def wait_replicas(step: HostStep) -> StepResult:
     """Wait until every PostgreSQL host other than the leader is a replica on the leader's
@@ -230,10 +251,11 @@ async def wait_replicas(step: HostStep) -> StepResult:
             if leader is not None and not problems:
                 break
             if time.monotonic() > deadline:
+                why = await _startup_errors(spec, members, replicas)
                 raise RuntimeError(
                     f"host {step.target.label}: replicas not streaming after {WAIT_S:g} s: "
-                    f"{'; '.join(problems)}; see `patronictl -c {PATRONI_CONFIG_PATH} list` "
-                    "and `journalctl -u patroni` on the replicas"
+                    f"{'; '.join(problems)}{why}; see `patronictl -c {PATRONI_CONFIG_PATH} "
+                    "list` and `journalctl -u patroni` on the replicas"
                 )
             await asyncio.sleep(POLL_S)
     return step_result(

@@ -26,6 +26,7 @@ from pgha.hosts.facts.apt_versions import (
 from pgha.hosts.facts.long_transactions import describe, long_transactions
 from pgha.hosts.facts.packages import installed_packages
 from pgha.hosts.facts.patroni import psql
+from pgha.hosts.facts.postgres_errors import errors_suffix, startup_errors
 from pgha.hosts.host import Host
 from pgha.hosts.ops import patroni as ops
 from pgha.hosts.ops.packages import ensure_packages, refresh_lists
@@ -238,10 +239,12 @@ async def restart(step: HostStep) -> StepResult:
         while (now := await _server_version(host, spec)) != binary:
             if time.monotonic() > deadline:
                 said = (out.stdout + out.stderr).strip()[-300:]
+                why = errors_suffix(await startup_errors(host, spec.postgres.version,
+                                                    spec.cluster))  # fmt: skip
                 raise permanent(
                     f"host {step.host}: PostgreSQL did not come back with {binary} within "
                     f"{within:g} s of `patronictl restart` (it answers "
-                    f"{now or 'nothing'}; patronictl said: {said}); see "
+                    f"{now or 'nothing'}; patronictl said: {said}){why}; see "
                     "/var/log/postgresql and `journalctl -u patroni` there", "RestartFailed",
                 )  # fmt: skip
             await asyncio.sleep(1)

@@ -87,6 +87,14 @@ def restore_command(spec: ClusterSpec) -> str:
     return f'pgbackrest --stanza={spec.stanza} archive-get %f "%p"'
 
 
+#: Debian's place for server logs; pgha's log_filename names the version and the cluster.
+LOG_DIRECTORY = "/var/log/postgresql"
+
+
+def log_filename(version: int | str, cluster: str) -> str:
+    return f"postgresql-{version}-{cluster}.log"
+
+
 def local_parameters(spec: ClusterSpec) -> dict[str, ParamValue]:
     """Parameters for each node's own Patroni config (re-read on reload), spec over defaults.
 
@@ -108,8 +116,8 @@ def local_parameters(spec: ClusterSpec) -> dict[str, ParamValue]:
         "unix_socket_directories": "/var/run/postgresql",
         # Debian's layout: postgresql-common's logrotate rotates /var/log/postgresql/*.log.
         "logging_collector": "on",
-        "log_directory": "/var/log/postgresql",
-        "log_filename": f"postgresql-{version}-{spec.cluster}.log",
+        "log_directory": LOG_DIRECTORY,
+        "log_filename": log_filename(version, spec.cluster),
         "log_line_prefix": "%m [%p] %q%u@%d ",
     }
     if spec.backup.enabled:

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from pgha.hosts.host import close_all
 from pgha.lab.hosts import LabUpResult, lab_status, lab_up
 from pgha.lab.layout import MIN_HOSTS
-from pgha.operations import PROVISION
+from pgha.operations import PROVISION, lock_id
 from pgha.provision_models import ProvisionInput
 from pgha.spec import ClusterSpec, load_spec
 from pgha.worker import build_worker
@@ -37,6 +39,21 @@ async def lab() -> AsyncIterator[LabUpResult]:
 def lab_spec(lab: LabUpResult) -> ClusterSpec:
     """clusters/lab.yaml exactly as pgha reads it."""
     return load_spec(lab.spec_path)
+
+
+@pytest_asyncio.fixture(scope="module", autouse=True)
+async def lab_lock_free(env: WorkflowEnvironment, lab_spec: ClusterSpec) -> None:
+    """Before each lab module: end an operation an earlier module left running on the lab
+    cluster. A test that times out (pytest-timeout) stops waiting but not its workflow,
+    which would otherwise hold the cluster's lock and fail every module after it with
+    ClusterBusy instead of that module's own result."""
+    handle = env.client.get_workflow_handle(lock_id(lab_spec.cluster))
+    try:
+        desc = await handle.describe()
+    except RPCError:  # never started in this session
+        return
+    if desc.status == WorkflowExecutionStatus.RUNNING:
+        await handle.terminate(reason="left running by an earlier lab test module")
 
 
 @pytest_asyncio.fixture(scope="module")

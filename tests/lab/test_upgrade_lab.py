@@ -93,6 +93,8 @@ async def test_up_to_15_20_stops_at_a_broken_replica_then_resumes(lab_cluster: L
         await eventually(is_blocked, within=400)
         stop = await blocked()
         assert stop is not None and stop.member in replicas, stop
+        # The reason quotes PostgreSQL's own FATAL line, not just "see the logs".
+        assert "pgha_test_missing" in stop.reason, stop.reason
         other = next(r for r in replicas if r != stop.member)
         # Nothing else was touched: same postmaster, same package, still 15.18.
         for host in (other, primary):
