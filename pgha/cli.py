@@ -28,15 +28,12 @@ from temporalio.service import RPCError
 
 from pgha.backup_models import (
     BackupInput,
-    BackupResult,
     BackupType,
-    VerifyReport,
     VerifyRestoreInput,
 )
 from pgha.checks.preflight import PreflightInput, PreflightResult
 from pgha.cli_support import State, console, err_console, print_error, run_async
-from pgha.drill_models import Approval, DrillInput, DrillReport, Scenario
-from pgha.drill_text import drill_summary
+from pgha.drill_models import Approval, DrillInput, Scenario
 from pgha.errors import OperationFailed, PghaError, SpecError, TemporalUnavailable
 from pgha.lab.cli import lab_app
 from pgha.operations import (
@@ -45,6 +42,7 @@ from pgha.operations import (
     DRILL,
     ETCD_ADD,
     ETCD_REMOVE,
+    ETCD_UPGRADE,
     OPERATIONS,
     PATRONI_UPGRADE,
     PREFLIGHT,
@@ -61,31 +59,26 @@ from pgha.operations import (
     start_operation,
 )
 from pgha.progress import Progress, StepState
-from pgha.provision_models import ProvisionInput, ProvisionResult
-from pgha.reconfigure_models import ReconfigureInput, ReconfigureReport
-from pgha.reconfigure_text import reconfigure_summary
+from pgha.provision_models import ProvisionInput
+from pgha.reconfigure_models import ReconfigureInput
 from pgha.report_cli import backups, report
-from pgha.report_text import backup_summary, verify_summary
+from pgha.result_text import FAILURE_DETAILS, result_text
 from pgha.rolling_models import (
     Decision,
     DecisionAction,
+    EtcdUpgradeInput,
     PatroniUpgradeInput,
-    PatroniUpgradeReport,
     ProxyUpgradeInput,
-    ProxyUpgradeReport,
     SwitchoverInput,
-    SwitchoverReport,
     UpgradeInput,
-    UpgradeReport,
 )
-from pgha.rolling_text import upgrade_summary
 from pgha.schedule_cli import schedule_app
 from pgha.settings import EMBEDDED_ADDRESS, TemporalSettings, temporal_settings
 from pgha.spec import Role, load_spec, spec_to_yaml
 from pgha.status_models import ClusterStatus, StatusInput
 from pgha.temporal import connect, embedded_server_command, server_paths, server_running
-from pgha.topology_models import EtcdMemberInput, EtcdMemberReport, NodeInput, NodeReport
-from pgha.views import preflight_report, progress_view, provision_report, status_report
+from pgha.topology_models import EtcdMemberInput, NodeInput
+from pgha.views import preflight_report, progress_view, status_report
 from pgha.worker import (
     in_process_worker,
     in_process_worker_if_needed,
@@ -291,59 +284,11 @@ async def _follow_and_report(
                 f"preflight of {report.cluster} found {len(report.blocking)} blocking "
                 "problem(s), listed above; fix them and run it again"
             ) from None
-        if op_name == VERIFY_RESTORE.name and isinstance(details, dict):
-            console.print(verify_summary(VerifyReport.model_validate(details)))
-        if op_name == DRILL.name and isinstance(details, dict):
-            console.print(drill_summary(DrillReport.model_validate(details)))
-        if op_name == UPGRADE.name and isinstance(details, dict):
-            console.print(upgrade_summary(UpgradeReport.model_validate(details)))
-        if op_name == RECONFIGURE.name and isinstance(details, dict):
-            console.print(reconfigure_summary(ReconfigureReport.model_validate(details)))
+        if op_name in FAILURE_DETAILS and isinstance(details, dict):
+            console.print(result_text(op_name, details) or "")
         raise OperationFailed(f"{op_name} failed: {message}") from None
-    if op_name == PREFLIGHT.name:
-        report = PreflightResult.model_validate(result)
-        console.print(preflight_report(report))
-        console.print(f"[green]preflight passed: {len(report.hosts)} hosts ready[/]")
-    elif op_name == PROVISION.name:
-        console.print(provision_report(ProvisionResult.model_validate(result)))
-    elif op_name == BACKUP.name:
-        console.print(backup_summary(BackupResult.model_validate(result)))
-    elif op_name == VERIFY_RESTORE.name:
-        console.print(verify_summary(VerifyReport.model_validate(result)))
-    elif op_name == DRILL.name:
-        console.print(drill_summary(DrillReport.model_validate(result)))
-    elif op_name == UPGRADE.name:
-        console.print(upgrade_summary(UpgradeReport.model_validate(result)))
-    elif op_name == RECONFIGURE.name:
-        console.print(reconfigure_summary(ReconfigureReport.model_validate(result)))
-    elif op_name in (ADD_NODE.name, REMOVE_NODE.name):
-        n = NodeReport.model_validate(result)
-        console.print(f"{n.host} {n.action}; members: {', '.join(n.members)} ({n.leader} leads)")
-        for line in n.next_steps:
-            console.print(f"next: {line}")
-    elif op_name in (ETCD_ADD.name, ETCD_REMOVE.name):
-        e = EtcdMemberReport.model_validate(result)
-        console.print(
-            f"{e.host} {e.action}; etcd members: {', '.join(e.members)} ({e.leader} leads)"
-        )
-        for line in e.next_steps:
-            console.print(f"next: {line}")
-    elif op_name == PATRONI_UPGRADE.name:
-        pu = PatroniUpgradeReport.model_validate(result)
-        pg = ", ".join(pu.postgres_restarted) or "none"
-        console.print(f"patroni {pu.version}: restarted {', '.join(pu.restarted) or 'none'} "
-                      f"in maintenance mode; PostgreSQL restarted on: {pg}")  # fmt: skip
-    elif op_name == PROXY_UPGRADE.name:
-        pr = ProxyUpgradeReport.model_validate(result)
-        down = f"writes down {pr.cost.write_down_s:.2f} s" if pr.cost else ""
-        console.print(f"proxies {' then '.join(pr.order)} on "
-                      f"{', '.join(f'{n} {v}' for n, v in pr.packages.items())}; {down}; "
-                      f"{pr.vip_holder} holds the VIP")  # fmt: skip
-    elif op_name == SWITCHOVER.name:
-        r = SwitchoverReport.model_validate(result)
-        down = f"writes down {r.cost.write_down_s:.2f} s" if r.cost else ""
-        lost = f", {len(r.verdict.lost)} acknowledged lost" if r.verdict else ""
-        console.print(f"switchover {r.old_leader} -> {r.new_leader}: {down}{lost}")
+    if (text := result_text(op_name, result)) is not None:
+        console.print(text)
     return result
 
 
@@ -475,6 +420,22 @@ def run_upgrade(
             "Patroni upgraded and restarted while PostgreSQL keeps running.",
         ),
     ] = None,
+    etcd: Annotated[
+        str | None,
+        typer.Option(
+            "--etcd",
+            help="etcd package version for the etcd members (3.4.23, or 3.4.23-4+b4): "
+            "followers first, the etcd leader last, leadership handed off before each "
+            "member's package changes.",
+        ),
+    ] = None,
+    restart_all: Annotated[
+        bool,
+        typer.Option(
+            "--restart-all",
+            help="With --etcd: restart members already on the version too (a rolling restart).",
+        ),
+    ] = False,
     allow_downgrade: Annotated[
         bool, typer.Option("--allow-downgrade", help="Allow going to a lower minor version.")
     ] = False,
@@ -487,13 +448,21 @@ def run_upgrade(
     through Patroni, healthy again), one switchover, then the old primary; stops at the
     first member that does not come back and waits for `pgha resume`, `rollback` or
     `abort`. --haproxy: the proxy without the VIP first, then the VIP moves to it and the
-    other proxy follows."""
+    other proxy follows. --patroni: in maintenance mode. --etcd: one member at a time,
+    the etcd leader last, every member healthy before the next."""
 
-    if sum(v is not None for v in (postgres, haproxy, patroni)) != 1:
-        raise typer.BadParameter("give exactly one of --postgres, --haproxy or --patroni")
+    if sum(v is not None for v in (postgres, haproxy, patroni, etcd)) != 1:
+        raise typer.BadParameter("give exactly one of --postgres, --haproxy, --patroni or --etcd")
+    if restart_all and etcd is None:
+        raise typer.BadParameter("--restart-all goes with --etcd")
 
     async def go() -> None:
         spec = load_spec(cluster)
+        if etcd is not None:
+            inp_e = EtcdUpgradeInput(spec=spec, version=etcd, restart_all=restart_all,
+                                     allow_downgrade=allow_downgrade, rate=rate)  # fmt: skip
+            await _operate(ETCD_UPGRADE.name, spec.cluster, inp_e, detach)
+            return
         if patroni is not None:
             inp_p = PatroniUpgradeInput(spec=spec, version=patroni,
                                         allow_downgrade=allow_downgrade, rate=rate)  # fmt: skip

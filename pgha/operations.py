@@ -45,6 +45,7 @@ DRILL = Operation("drill", "Drill", mutating=True)
 UPGRADE = Operation("upgrade", "Upgrade", mutating=True)
 PROXY_UPGRADE = Operation("proxy-upgrade", "ProxyUpgrade", mutating=True)
 PATRONI_UPGRADE = Operation("patroni-upgrade", "PatroniUpgrade", mutating=True)
+ETCD_UPGRADE = Operation("etcd-upgrade", "EtcdUpgrade", mutating=True)
 #: Mutating even as a dry run: its plan must not race another operation's changes.
 RECONFIGURE = Operation("reconfigure", "Reconfigure", mutating=True)
 SWITCHOVER = Operation("switchover", "Switchover", mutating=True)
@@ -66,6 +67,7 @@ OPERATIONS: dict[str, Operation] = {
         UPGRADE,
         PROXY_UPGRADE,
         PATRONI_UPGRADE,
+        ETCD_UPGRADE,
         RECONFIGURE,
         SWITCHOVER,
         ADD_NODE,

@@ -216,3 +216,42 @@ class PatroniUpgradeReport(Model):
     postgres_restarted: list[str] = []
     cost: RollingCost | None = None
     verdict: Verdict | None = None
+
+
+class EtcdUpgradeInput(Model):
+    spec: ClusterSpec
+    #: The etcd-server (and etcd-client) package version ("3.4.23-4", or "3.4.23").
+    version: str
+    allow_downgrade: bool = False
+    #: Restart members already on the version too: a rolling restart of etcd (it picks up
+    #: a changed environment file or certificate, or proves the procedure on a quiet day).
+    restart_all: bool = False
+    rate: float = Field(20.0, gt=0, le=200)
+    max_lag_bytes: int = Field(16 * 1024 * 1024, ge=0)
+
+
+class EtcdMemberVersion(Model):
+    #: The etcd-server package installed.
+    installed: str
+    #: What the member's endpoint says it runs ("3.4.23"); "" when it did not answer.
+    running: str
+
+
+class EtcdUpgradeReport(Model):
+    cluster: str
+    workflow_id: str
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    version: str
+    #: Members restarted, in order (followers first, the etcd leader last).
+    restarted: list[str]
+    #: etcd's leader before and after (leadership is handed off before its member restarts).
+    leader_before: str
+    leader_after: str
+    versions_before: dict[str, EtcdMemberVersion]
+    versions_after: dict[str, EtcdMemberVersion]
+    #: Patroni's leader before and after: an etcd upgrade must not move it.
+    patroni_leader_before: str
+    patroni_leader_after: str
+    cost: RollingCost | None = None
+    verdict: Verdict | None = None

@@ -44,6 +44,7 @@ from pgha.workflows.backup import Backup
 from pgha.workflows.backups_view import BackupsView
 from pgha.workflows.drill import Drill
 from pgha.workflows.etcd_membership import EtcdAdd, EtcdRemove
+from pgha.workflows.etcd_upgrade import EtcdUpgrade
 from pgha.workflows.patroni_upgrade import PatroniUpgrade
 from pgha.workflows.preflight import Preflight
 from pgha.workflows.provision import Provision
@@ -74,6 +75,7 @@ WORKFLOWS: list[type] = [
     EtcdRemove,
     ProxyUpgrade,
     PatroniUpgrade,
+    EtcdUpgrade,
 ]
 ACTIVITIES: list[Callable[..., Any]] = [
     check_host,
@@ -88,6 +90,9 @@ ACTIVITIES: list[Callable[..., Any]] = [
     etcd.add_member,
     etcd.remove_member,
     etcd.retire_member,
+    etcd.restart_member,
+    etcd.member_versions,
+    etcd.hand_off_leadership,
     patroni.ensure_config,
     patroni.start_member,
     patroni.wait_leader,

@@ -1,4 +1,5 @@
-"""etcd activities: read a member's state, make it a member once, check the whole cluster.
+"""etcd activities: read a member's state, make it a member once, check the whole cluster,
+change the membership, restart a member for a rolling upgrade.
 
 Thin wrappers over pgha.hosts.ops.etcd; rendering from pgha.render. etcd holds no secret.
 """
@@ -10,6 +11,7 @@ from temporalio import activity
 from pgha.activities.common import heartbeating, open_host
 from pgha.activities.converge import param, permanent, rendering, step_result, translated
 from pgha.hosts.facts import etcd as facts
+from pgha.hosts.facts.packages import installed_packages
 from pgha.hosts.ops import etcd as ops
 from pgha.hosts.ops import etcd_membership as membership
 from pgha.hosts.ops.etcd import EtcdMemberConflict, MemberPlan
@@ -18,6 +20,9 @@ from pgha.render import etcd_client_urls, etcd_data_dir, etcd_env
 from pgha.render.etcd import InitialClusterState
 from pgha.spec import ClusterSpec, Role
 from pgha.steps import HostStep, StepResult
+
+#: The package whose version is etcd's (etcd-client follows it).
+ETCD_SERVER = "etcd-server"
 
 #: Any valid token renders the same header and data dir; read_state needs no real one.
 _NO_TOKEN = "none"
@@ -212,3 +217,61 @@ async def retire_member(step: HostStep) -> StepResult:
 
 def _client_url(spec: ClusterSpec, name: str) -> str:
     return f"http://{spec.host(name).address}:{spec.etcd.client_port}"
+
+
+@activity.defn(name="etcd.restart_member")
+async def restart_member(step: HostStep) -> StepResult:
+    """Restart etcd on ``step.host`` without costing the quorum (every member healthy
+    first, leadership handed off when it leads, every member healthy after), so a new
+    package's binary runs. Not idempotent by design: a retry restarts once more, which is
+    harmless once the cluster is healthy again.
+
+    facts: ``running`` (the version it runs afterwards).
+    :raises ApplicationError: EtcdMembershipRefused (non-retryable) while a member is sick;
+        EtcdNotHealthy (non-retryable) when the cluster is not healthy again in time: the
+        upgrade stops at this member.
+    """
+    spec = step.spec
+    async with (
+        heartbeating(),
+        open_host(step.target) as host,
+        translated(membership.EtcdMembershipRefused, ops.EtcdNotHealthy, render_errors=False),
+    ):
+        outcome = await ops.restart_member(host, etcd_client_urls(spec), step.host)
+        running = await facts.server_version(host, [_client_url(spec, step.host)])
+    return step_result(step.host, [outcome], facts={"running": running})
+
+
+@activity.defn(name="etcd.member_versions")
+async def member_versions(step: HostStep) -> StepResult:
+    """What ``step.host``'s etcd runs (its endpoint's status) and which etcd-server package
+    it has installed. Read-only.
+
+    facts: ``running``, ``installed`` (each "" when unknown).
+    """
+    async with heartbeating(), open_host(step.target) as host:
+        running = await facts.server_version(host, [_client_url(step.spec, step.host)])
+        have = await installed_packages(host, [ETCD_SERVER])
+    installed = have.get(ETCD_SERVER) or ""
+    return step_result(
+        step.host,
+        [Outcome.unchanged(f"etcd runs {running or '?'}, {ETCD_SERVER} {installed or 'absent'}")],
+        facts={"running": running, "installed": installed},
+    )
+
+
+@activity.defn(name="etcd.hand_off_leadership")
+async def hand_off_leadership(step: HostStep) -> StepResult:
+    """When ``step.host`` leads the etcd cluster, move leadership to another member and
+    wait until it leads: before anything may stop etcd there (Debian's etcd-server
+    package restarts it as it installs). Idempotent: a member that does not lead changes
+    nothing."""
+    urls = etcd_client_urls(step.spec)
+    async with heartbeating(), open_host(step.target) as host:
+        members = await facts.member_list(host, urls)
+        me = next((m for m in members or [] if m.name == step.host), None)
+        if members is None or me is None:
+            raise RuntimeError(f"host {step.host}: not in the etcd member list asked through "
+                               f"{', '.join(urls)}")  # fmt: skip
+        moved = await membership.hand_off_leadership(host, members, me)
+    return step_result(step.host, [moved or Outcome.unchanged(f"{step.host} does not lead etcd")])

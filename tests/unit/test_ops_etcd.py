@@ -11,7 +11,7 @@ from pgha.hosts.facts import etcd as facts
 from pgha.hosts.facts.systemd import parse_unit_state
 from pgha.hosts.ops import etcd as ops
 from pgha.hosts.ops.etcd import EtcdMemberConflict, EtcdNotHealthy, MemberPlan
-from pgha.hosts.ops.etcd_membership import only_initial_settings_differ
+from pgha.hosts.ops.etcd_membership import EtcdMembershipRefused, only_initial_settings_differ
 from tests.unit.fakes import FakeHost
 
 HEADER = "# Managed by pgha (cluster lab); changes are overwritten."
@@ -256,3 +256,51 @@ async def test_wait_healthy_without_quorum_fails_transiently_with_advice() -> No
     h = FakeHost().on("endpoint health", HEALTH_ONE_DOWN.replace("12", "11"), exit_code=1)
     with pytest.raises(EtcdNotHealthy, match="Every member must be started"):
         await ops.wait_healthy(h, "http://10.77.0.14:2379", within_s=0)
+
+
+ENDPOINTS = ["http://10.77.0.11:2379", "http://10.77.0.12:2379", "http://10.77.0.13:2379"]
+STATUS_DB3_LEADS = STATUS.replace('"leader":9240701027495432160', '"leader":3771703510427738323')
+
+
+def test_parse_version_recorded() -> None:
+    assert facts.parse_version(STATUS) == "3.4.23"
+    assert facts.parse_version("") == "" and facts.parse_version("[]") == ""
+
+
+async def test_restart_member_of_the_leader_hands_leadership_off_before_the_restart() -> None:
+    h = (
+        FakeHost()
+        .on("member list", MEMBER_LIST)
+        .on("endpoint health", HEALTH_ALL)
+        .on("endpoint status", STATUS, times=1)  # db1 leads
+        .on("endpoint status", STATUS_DB3_LEADS)
+        .on("move-leader")
+        .on("systemctl restart etcd")
+    )
+    out = await ops.restart_member(h, ENDPOINTS, "db1")
+    move = next(i for i, c in enumerate(h.commands) if "move-leader" in c)
+    restart = h.commands.index("systemctl restart etcd")
+    assert move < restart and "move-leader 3457c85c0123a0d3" in h.commands[move]
+    assert out.summary.startswith("moved etcd leadership from db1 to db3; restarted etcd on db1")
+    assert "it runs 3.4.23, every member healthy" in out.summary
+
+
+async def test_restart_member_of_a_follower_restarts_it_alone() -> None:
+    h = (
+        FakeHost()
+        .on("member list", MEMBER_LIST)
+        .on("endpoint health", HEALTH_ALL)
+        .on("endpoint status", STATUS)  # db1 leads
+        .on("systemctl restart etcd")
+    )
+    out = await ops.restart_member(h, ENDPOINTS, "db2")
+    assert not h.ran("move-leader") and h.ran("systemctl restart etcd")
+    assert out.summary.startswith("restarted etcd on db2")
+
+
+async def test_restart_member_is_refused_while_another_member_is_unhealthy() -> None:
+    h = FakeHost().on("member list", MEMBER_LIST).on("endpoint health", HEALTH_ONE_DOWN)
+    with pytest.raises(EtcdMembershipRefused) as err:
+        await ops.restart_member(h, ENDPOINTS, "db2")
+    assert "could cost the quorum" in str(err.value)
+    assert not h.ran("systemctl restart")

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
 from pgha.checks.rolling_cost import gap_windows, rolling_cost
+from pgha.cli import app
 from pgha.drill_models import Outcome, ProbeLog, ReadAttempt, WriteAttempt
 from pgha.hosts.facts.apt_versions import (
     VersionNotAvailable,
@@ -16,7 +18,16 @@ from pgha.hosts.facts.apt_versions import (
     pick_version,
     upstream,
 )
-from pgha.rolling_models import MemberOutcome, RollingCost, UpgradeInput, UpgradeReport
+from pgha.operations import ETCD_UPGRADE
+from pgha.result_text import result_text
+from pgha.rolling_models import (
+    EtcdMemberVersion,
+    EtcdUpgradeReport,
+    MemberOutcome,
+    RollingCost,
+    UpgradeInput,
+    UpgradeReport,
+)
 from pgha.rolling_text import upgrade_summary
 from tests.specs import reference_spec
 
@@ -110,3 +121,29 @@ def test_the_cluster_view_carries_each_members_tags_from_the_dcs() -> None:
     )
     db1, db2 = parse_cluster(body)
     assert db1.tags == {} and db2.tags == {"nofailover": True, "noloadbalance": True}
+
+
+def test_upgrade_takes_exactly_one_component_and_restart_all_only_with_etcd() -> None:
+    runner = CliRunner()
+    both = runner.invoke(app, ["run", "upgrade", "--cluster", "lab", "--postgres", "15.20",
+                               "--etcd", "3.4.23"])  # fmt: skip
+    assert both.exit_code == 2 and "exactly one of" in both.output
+    stray = runner.invoke(app, ["run", "upgrade", "--cluster", "lab", "--postgres", "15.20",
+                                "--restart-all"])  # fmt: skip
+    assert stray.exit_code == 2 and "--restart-all goes with --etcd" in stray.output
+
+
+def test_the_etcd_upgrade_line_names_both_leaders_and_the_write_downtime() -> None:
+    t = datetime(2026, 12, 3, tzinfo=UTC)
+    v = EtcdMemberVersion(installed="3.4.23-4+b4", running="3.4.23")
+    report = EtcdUpgradeReport(
+        cluster="lab", workflow_id="w", started_at=t, finished_at=t, version="3.4.23-4+b4",
+        restarted=["db2", "db3", "db1"], leader_before="db1", leader_after="db2",
+        versions_before={"db1": v}, versions_after={"db1": v}, patroni_leader_before="db1",
+        patroni_leader_after="db1", cost=RollingCost(write_down_s=0.0),
+    )  # fmt: skip
+    line = result_text(ETCD_UPGRADE.name, report.model_dump(mode="json"))
+    assert line == (
+        "etcd 3.4.23-4+b4: restarted db2, db3, db1 (etcd leader db1 -> db2); Patroni leader "
+        "db1 -> db1; writes down 0.00 s"
+    )

@@ -183,6 +183,16 @@ def parse_member_list(stdout: str) -> list[Member]:
     ]
 
 
+def parse_version(stdout: str) -> str:
+    """The server version from ``endpoint status -w json`` (first endpoint), "" when none
+    answered. Pure."""
+    for item in _json(stdout) or []:
+        version = (item.get("Status") or {}).get("version") if isinstance(item, dict) else None
+        if version:
+            return str(version)
+    return ""
+
+
 def parse_leader(stdout: str) -> int | None:
     """The leader's member id from ``endpoint status -w json`` (first endpoint that says). Pure."""
     for item in _json(stdout) or []:
@@ -219,3 +229,11 @@ async def leader_id(host: Host, endpoints: Sequence[str]) -> int | None:
     out = await host.run(etcdctl(endpoints, "endpoint", "status", "-w", "json"), check=False,
                          label="etcdctl")  # fmt: skip
     return parse_leader(out.stdout)
+
+
+async def server_version(host: Host, endpoints: Sequence[str]) -> str:
+    """What the etcd behind ``endpoints`` runs ("3.4.23"), "" when it does not answer.
+    Read-only: the running binary, which a package upgrade changes only after a restart."""
+    out = await host.run(etcdctl(endpoints, "endpoint", "status", "-w", "json"), check=False,
+                         label="etcdctl")  # fmt: skip
+    return parse_version(out.stdout)

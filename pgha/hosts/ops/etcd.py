@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,7 +16,11 @@ from pgha.errors import HostError
 from pgha.hosts.facts import etcd as facts
 from pgha.hosts.facts.etcd import DEBIAN_DEFAULT_DATA_DIR, ETCD_UNIT, LocalState
 from pgha.hosts.host import Host, render_command
-from pgha.hosts.ops.etcd_membership import only_initial_settings_differ
+from pgha.hosts.ops.etcd_membership import (
+    EtcdMembershipRefused,
+    hand_off_leadership,
+    only_initial_settings_differ,
+)
 from pgha.hosts.ops.files import ensure_file
 from pgha.hosts.result import Outcome
 
@@ -251,3 +256,33 @@ async def read_member(host: Host, plan: MemberPlan) -> dict[str, object]:
     )
     listed = any(m.name == plan.name for m in members or [])
     return {"token": state.marker, "healthy": h.healthy, "member_of_cluster": listed}
+
+
+async def restart_member(host: Host, endpoints: Sequence[str], name: str) -> Outcome:
+    """Restart etcd on ``host`` (the member ``name``) without costing the quorum: refused
+    unless every member is healthy, leadership handed off first when it leads, then
+    `systemctl restart` and a wait until every member answers healthy again. The running
+    version afterwards is in the summary.
+
+    :raises EtcdMembershipRefused: a member is unhealthy (one more down could cost the
+        quorum), or ``name`` is not a member.
+    :raises EtcdNotHealthy: the cluster was not healthy again in time.
+    """
+    members = await facts.member_list(host, endpoints) or []
+    me = next((m for m in members if m.name == name), None)
+    if me is None:
+        raise EtcdMembershipRefused(host.name, f"{name} is not in the etcd member list")
+    sick = [h.endpoint for h in await facts.health(host, endpoints) if not h.healthy]
+    if sick:
+        raise EtcdMembershipRefused(host.name, f"etcd members not healthy: {', '.join(sick)}; "
+                                    "a restart now could cost the quorum")  # fmt: skip
+    moved = await hand_off_leadership(host, members, me)
+    restart = ["systemctl", "restart", ETCD_UNIT]
+    await host.run(restart, label="systemctl restart etcd", timeout=120)
+    for url in endpoints:
+        await wait_healthy(host, url)
+    version = await facts.server_version(host, me.client_urls)
+    said = f"{moved.summary}; " if moved else ""
+    return Outcome.made(f"{said}restarted etcd on {name}: it runs {version or '?'}, every "
+                        "member healthy", [*(moved.commands if moved else []),
+                                           render_command(restart)])  # fmt: skip

@@ -82,23 +82,39 @@ async def remove_member(host: Host, endpoints: Sequence[str], peer_url: str) -> 
     sick = [h.endpoint for h in await facts.health(host, client_urls) if not h.healthy]
     if sick:
         raise EtcdMembershipRefused(host.name, f"etcd members not healthy: {', '.join(sick)}")
-    commands: list[str] = []
-    said = ""
-    if await facts.leader_id(host, endpoints) == gone.id:
-        to = others[0]
-        cmd = facts.etcdctl(gone.client_urls, "move-leader", f"{to.id:x}")
-        await host.run(cmd, label="etcdctl move-leader")
-        commands.append(render_command(cmd))
-        deadline = time.monotonic() + LEADER_MOVE_WITHIN_S
-        while await facts.leader_id(host, client_urls) != to.id:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"etcd leadership did not move from {gone.name} to {to.name}")
-            await asyncio.sleep(0.5)
-        said = f"moved etcd leadership from {gone.name} to {to.name}; "
+    moved = await hand_off_leadership(host, members, gone)
+    commands = list(moved.commands) if moved else []
+    said = f"{moved.summary}; " if moved else ""
     cmd = facts.etcdctl(client_urls, "member", "remove", f"{gone.id:x}")
     await host.run(cmd, label="etcdctl member remove")
     commands.append(render_command(cmd))
     return Outcome.made(f"{said}removed {gone.name} from the etcd member list", commands)
+
+
+async def hand_off_leadership(
+    host: Host, members: Sequence[facts.Member], member: facts.Member
+) -> Outcome | None:
+    """When ``member`` leads, `move-leader` to the first other member, and wait until the
+    cluster says that one leads: a planned hand-off, instead of an election after
+    ``member`` stops. None when ``member`` does not lead.
+
+    :raises RuntimeError: leadership did not move within :data:`LEADER_MOVE_WITHIN_S`.
+    """
+    all_urls = [u for m in members for u in m.client_urls]
+    if await facts.leader_id(host, all_urls) != member.id:
+        return None
+    others = [m for m in members if m.id != member.id]
+    to = others[0]
+    cmd = facts.etcdctl(member.client_urls, "move-leader", f"{to.id:x}")
+    await host.run(cmd, label="etcdctl move-leader")
+    other_urls = [u for m in others for u in m.client_urls]
+    deadline = time.monotonic() + LEADER_MOVE_WITHIN_S
+    while await facts.leader_id(host, other_urls) != to.id:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"etcd leadership did not move from {member.name} to {to.name}")
+        await asyncio.sleep(0.5)
+    return Outcome.made(f"moved etcd leadership from {member.name} to {to.name}",
+                        [render_command(cmd)])  # fmt: skip
 
 
 async def retire(host: Host, data_dir: str, marker: str, stamp: str) -> Outcome:
