@@ -57,7 +57,8 @@ async def test_rolling_restart_of_etcd_keeps_quorum_and_patroni_leader(lab_clust
     # Followers first, the leader last; every member's etcd is a new process.
     assert report.restarted[-1] == etcd_first == report.leader_before
     assert sorted(report.restarted) == sorted(members)
-    assert all(await etcd_pid(h) != pids[h] for h in members)
+    after = {h: await etcd_pid(h) for h in members}
+    assert all(after[h] != pids[h] for h in members), (pids, after)
     assert await etcd_leader(members[0]) != etcd_first == report.leader_before
     # Patroni did not notice: same leader, no postmaster restarted, nothing lost.
     assert await leader() == primary == report.patroni_leader_after
@@ -70,4 +71,4 @@ async def test_rolling_restart_of_etcd_keeps_quorum_and_patroni_leader(lab_clust
     again = EtcdUpgradeReport.model_validate(
         await lab_cluster.run(ETCD_UPGRADE, EtcdUpgradeInput(spec=spec, version="3.4.23"))
     )
-    assert again.restarted == [] and all(await etcd_pid(h) != pids[h] for h in members)
+    assert again.restarted == [] and {h: await etcd_pid(h) for h in members} == after
