@@ -45,6 +45,7 @@ from pgha.operations import (
     ETCD_UPGRADE,
     OPERATIONS,
     PATRONI_UPGRADE,
+    PGBACKREST_UPGRADE,
     PREFLIGHT,
     PROVISION,
     PROXY_UPGRADE,
@@ -68,6 +69,7 @@ from pgha.rolling_models import (
     DecisionAction,
     EtcdUpgradeInput,
     PatroniUpgradeInput,
+    PgbackrestUpgradeInput,
     ProxyUpgradeInput,
     SwitchoverInput,
     UpgradeInput,
@@ -429,6 +431,15 @@ def run_upgrade(
             "member's package changes.",
         ),
     ] = None,
+    pgbackrest: Annotated[
+        str | None,
+        typer.Option(
+            "--pgbackrest",
+            help="pgBackRest package version for every host that has it (2.45): all at "
+            "once (the repository and its clients must match), the TLS server restarted, "
+            "then `pgbackrest check`.",
+        ),
+    ] = None,
     restart_all: Annotated[
         bool,
         typer.Option(
@@ -449,15 +460,23 @@ def run_upgrade(
     first member that does not come back and waits for `pgha resume`, `rollback` or
     `abort`. --haproxy: the proxy without the VIP first, then the VIP moves to it and the
     other proxy follows. --patroni: in maintenance mode. --etcd: one member at a time,
-    the etcd leader last, every member healthy before the next."""
+    the etcd leader last, every member healthy before the next. --pgbackrest: every host
+    at once, then archiving checked."""
 
-    if sum(v is not None for v in (postgres, haproxy, patroni, etcd)) != 1:
-        raise typer.BadParameter("give exactly one of --postgres, --haproxy, --patroni or --etcd")
+    if sum(v is not None for v in (postgres, haproxy, patroni, etcd, pgbackrest)) != 1:
+        raise typer.BadParameter(
+            "give exactly one of --postgres, --haproxy, --patroni, --etcd or --pgbackrest"
+        )
     if restart_all and etcd is None:
         raise typer.BadParameter("--restart-all goes with --etcd")
 
     async def go() -> None:
         spec = load_spec(cluster)
+        if pgbackrest is not None:
+            inp_b = PgbackrestUpgradeInput(spec=spec, version=pgbackrest,
+                                           allow_downgrade=allow_downgrade, rate=rate)  # fmt: skip
+            await _operate(PGBACKREST_UPGRADE.name, spec.cluster, inp_b, detach)
+            return
         if etcd is not None:
             inp_e = EtcdUpgradeInput(spec=spec, version=etcd, restart_all=restart_all,
                                      allow_downgrade=allow_downgrade, rate=rate)  # fmt: skip

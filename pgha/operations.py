@@ -46,6 +46,7 @@ UPGRADE = Operation("upgrade", "Upgrade", mutating=True)
 PROXY_UPGRADE = Operation("proxy-upgrade", "ProxyUpgrade", mutating=True)
 PATRONI_UPGRADE = Operation("patroni-upgrade", "PatroniUpgrade", mutating=True)
 ETCD_UPGRADE = Operation("etcd-upgrade", "EtcdUpgrade", mutating=True)
+PGBACKREST_UPGRADE = Operation("pgbackrest-upgrade", "PgbackrestUpgrade", mutating=True)
 #: Mutating even as a dry run: its plan must not race another operation's changes.
 RECONFIGURE = Operation("reconfigure", "Reconfigure", mutating=True)
 SWITCHOVER = Operation("switchover", "Switchover", mutating=True)
@@ -68,6 +69,7 @@ OPERATIONS: dict[str, Operation] = {
         PROXY_UPGRADE,
         PATRONI_UPGRADE,
         ETCD_UPGRADE,
+        PGBACKREST_UPGRADE,
         RECONFIGURE,
         SWITCHOVER,
         ADD_NODE,

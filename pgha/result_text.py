@@ -21,6 +21,7 @@ from pgha.operations import (
     ETCD_REMOVE,
     ETCD_UPGRADE,
     PATRONI_UPGRADE,
+    PGBACKREST_UPGRADE,
     PREFLIGHT,
     PROVISION,
     PROXY_UPGRADE,
@@ -37,6 +38,7 @@ from pgha.report_text import backup_summary, verify_summary
 from pgha.rolling_models import (
     EtcdUpgradeReport,
     PatroniUpgradeReport,
+    PgbackrestUpgradeReport,
     ProxyUpgradeReport,
     RollingCost,
     SwitchoverReport,
@@ -84,6 +86,15 @@ def _etcd_upgrade(result: Any) -> str:
             f" -> {eu.patroni_leader_after}; {_down(eu.cost)}{lost}")  # fmt: skip
 
 
+def _pgbackrest_upgrade(result: Any) -> str:
+    pb = PgbackrestUpgradeReport.model_validate(result)
+    check = f"pgbackrest check {pb.check_s:.1f} s" if pb.check_s is not None else "backups off"
+    server = "; TLS server restarted" if pb.server_restarted else ""
+    on = ", ".join(pb.installed_on) or "none"
+    return (f"pgbackrest {pb.version} on {len(pb.versions_after)} hosts (installed on {on})"
+            f"{server}; {check}; {_down(pb.cost)}")  # fmt: skip
+
+
 def _proxy_upgrade(result: Any) -> str:
     pr = ProxyUpgradeReport.model_validate(result)
     return (f"proxies {' then '.join(pr.order)} on "
@@ -111,6 +122,7 @@ SUMMARIES: dict[str, Callable[[Any], RenderableType]] = {
     ETCD_REMOVE.name: _etcd_member,
     PATRONI_UPGRADE.name: _patroni_upgrade,
     ETCD_UPGRADE.name: _etcd_upgrade,
+    PGBACKREST_UPGRADE.name: _pgbackrest_upgrade,
     PROXY_UPGRADE.name: _proxy_upgrade,
     SWITCHOVER.name: _switchover,
 }

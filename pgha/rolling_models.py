@@ -255,3 +255,30 @@ class EtcdUpgradeReport(Model):
     patroni_leader_after: str
     cost: RollingCost | None = None
     verdict: Verdict | None = None
+
+
+class PgbackrestUpgradeInput(Model):
+    spec: ClusterSpec
+    #: The pgbackrest package version ("2.45-1", or "2.45").
+    version: str
+    allow_downgrade: bool = False
+    rate: float = Field(20.0, gt=0, le=200)
+    max_lag_bytes: int = Field(16 * 1024 * 1024, ge=0)
+
+
+class PgbackrestUpgradeReport(Model):
+    cluster: str
+    workflow_id: str
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    version: str
+    #: Hosts whose package changed (the others had it already).
+    installed_on: list[str]
+    #: Host -> the pgbackrest package at the end.
+    versions_after: dict[str, str]
+    #: Whether the repository's TLS server was restarted into the new binary.
+    server_restarted: bool = False
+    #: Seconds `pgbackrest check` took after the upgrade (None: backups are off).
+    check_s: float | None = None
+    cost: RollingCost | None = None
+    verdict: Verdict | None = None

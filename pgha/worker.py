@@ -46,6 +46,7 @@ from pgha.workflows.drill import Drill
 from pgha.workflows.etcd_membership import EtcdAdd, EtcdRemove
 from pgha.workflows.etcd_upgrade import EtcdUpgrade
 from pgha.workflows.patroni_upgrade import PatroniUpgrade
+from pgha.workflows.pgbackrest_upgrade import PgbackrestUpgrade
 from pgha.workflows.preflight import Preflight
 from pgha.workflows.provision import Provision
 from pgha.workflows.proxy_upgrade import ProxyUpgrade
@@ -76,6 +77,7 @@ WORKFLOWS: list[type] = [
     ProxyUpgrade,
     PatroniUpgrade,
     EtcdUpgrade,
+    PgbackrestUpgrade,
 ]
 ACTIVITIES: list[Callable[..., Any]] = [
     check_host,
