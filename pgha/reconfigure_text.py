@@ -27,6 +27,19 @@ def plan_lines(plan: ReconfigurePlan) -> list[str]:
     return lines
 
 
+def reconfigure_headline(report: ReconfigureReport) -> str:
+    head = "DRY RUN" if report.dry_run else ("DONE" if report.passed else "STOPPED")
+    restarts = f", restarted {', '.join(report.restarted)}" if report.restarted else ""
+    down = (f": writes down {report.write_down_s:.1f} s" if report.write_down_s is not None
+            else "")  # fmt: skip
+    changes = (
+        "nothing differs"
+        if report.plan.empty
+        else (f"{len(report.plan.changes)} setting(s), {len(report.plan.files)} file(s)")
+    )
+    return f"{head} reconfigure of {report.cluster}: {changes}{restarts}{down}"
+
+
 def reconfigure_summary(report: ReconfigureReport) -> str:
     head = "DRY RUN" if report.dry_run else ("DONE" if report.passed else "STOPPED")
     lines = [f"{head} reconfigure of {report.cluster}"]

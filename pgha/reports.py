@@ -44,6 +44,7 @@ class ReportKind(StrEnum):
     verify_restore = "verify-restore"
     drill = "drill"
     upgrade = "upgrade"
+    reconfigure = "reconfigure"
 
 
 class ReportError(PghaError):

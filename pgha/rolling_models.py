@@ -31,17 +31,18 @@ class UpgradeInput(Model):
 
     @model_validator(mode="after")
     def _postgres_packages_only(self) -> UpgradeInput:
-        # Other packages need their own restart step (PatroniUpgrade, ProxyUpgrade; etcd and
-        # pgBackRest have none yet): refuse rather than install a package whose service
-        # keeps running the old code.
+        # Other packages need their own restart step (PatroniUpgrade, ProxyUpgrade,
+        # EtcdUpgrade, PgbackrestUpgrade): refuse rather than install a package whose
+        # service keeps running the old code.
         v = self.spec.postgres.version
         allowed = {f"postgresql-{v}", f"postgresql-client-{v}"}
         other = sorted(set(self.packages) - allowed)
         if other:
             raise ValueError(
                 f"this upgrade handles the PostgreSQL {v} packages "
-                f"({', '.join(sorted(allowed))}); not {', '.join(other)} (Patroni and HAProxy "
-                "have their own: --patroni, --haproxy)"
+                f"({', '.join(sorted(allowed))}); not {', '.join(other)} (Patroni, HAProxy, "
+                "etcd and pgBackRest have their own: --patroni, --haproxy, --etcd, "
+                "--pgbackrest)"
             )
         return self
 

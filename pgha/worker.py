@@ -153,6 +153,7 @@ ACTIVITIES: list[Callable[..., Any]] = [
     rolling.restart_patroni,
     rolling.versions,
     reports.save_upgrade,
+    reports.save_reconfigure,
     reconfigure.plan,
     reconfigure.apply_dcs,
     reconfigure.pending_restarts,

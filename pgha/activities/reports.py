@@ -1,6 +1,6 @@
-"""Report activities: keep backup, restore-verification and drill reports in the worker's
-report store, and read the last verification back. Thin: the layout is pgha.reports', the
-wording pgha.report_text's and pgha.drill_text's, a drill's picture
+"""Report activities: keep backup, restore-verification, drill, upgrade and reconfigure
+reports in the worker's report store, and read the last verification back. Thin: the
+layout is pgha.reports', the wording the *_text modules', a drill's picture
 pgha.render.drill_timeline's. They touch only the local disk, never a host.
 
 Reports land on the machine of the worker that runs the save; with workers on several
@@ -19,6 +19,8 @@ from pgha.activities.converge import permanent
 from pgha.backup_models import BackupResult, VerifyReport
 from pgha.drill_models import DrillReport
 from pgha.drill_text import drill_headline, drill_summary
+from pgha.reconfigure_models import ReconfigureReport
+from pgha.reconfigure_text import reconfigure_headline, reconfigure_summary
 from pgha.report_text import backup_headline, backup_summary, verify_headline, verify_summary
 from pgha.reports import ReportError, ReportKind, latest_report, save_report
 from pgha.rolling_models import UpgradeReport
@@ -123,6 +125,20 @@ async def save_drill(report: DrillReport) -> str:
     return await _save(
         ReportKind.drill, report.cluster, report.workflow_id, report, summary,
         drill_headline(report), report.passed, report.finished_at, picture,
+    )  # fmt: skip
+
+
+@activity.defn(name="reports.save_reconfigure")
+async def save_reconfigure(report: ReconfigureReport) -> str:
+    """Store a reconfigure's report (a dry run's plan too) with its human summary.
+    Idempotent like the others.
+
+    :returns: the report id.
+    """
+    return await _save(
+        ReportKind.reconfigure, report.cluster, report.workflow_id, report,
+        reconfigure_summary(report), reconfigure_headline(report),
+        None if report.dry_run else report.passed, report.finished_at,
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ lowered.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from temporalio import workflow
@@ -30,13 +31,14 @@ with workflow.unsafe.imports_passed_through():
     from pgha.rolling_models import Decision, DecisionAction
     from pgha.spec import ClusterSpec, Role
     from pgha.steps import HostStep, StepResult
-    from pgha.workflows.policy import CONVERGE, HOST_CHECK
+    from pgha.workflows.policy import CONVERGE, HOST_CHECK, LOCAL_WRITE
     from pgha.workflows.tracker import failure_text
 
 from pgha.workflows.rolling_steps import (
     SETTLE_S,
     RollingSteps,
     RollingStopped,
+    cancelled,
     first_member,
 )
 
@@ -102,7 +104,7 @@ class Reconfigure(RollingSteps):
                 non_retryable=True,
             ) from None
         if inp.dry_run or plan.empty:
-            return self._finish(inp, plan, "", None)
+            return await self._end(inp, self._finish(inp, plan, "", None))
         self.tracker.phase("apply files")
         for f in plan.files:
             await self._apply_file(spec, f)
@@ -128,7 +130,7 @@ class Reconfigure(RollingSteps):
             lambda p: (StepState.ok, ", ".join(p) or "none"),
         )  # fmt: skip
         if not pending:
-            return self._finish(inp, plan, "", None)
+            return await self._end(inp, self._finish(inp, plan, "", None))
         return await self._restarts(inp, plan, pending)
 
     async def _apply_file(self, spec: ClusterSpec, f: FileChange) -> None:
@@ -148,7 +150,7 @@ class Reconfigure(RollingSteps):
         try:
             order = rolling_order(view, [h.name for h in spec.hosts_with(Role.postgres)])
         except NoRollingOrder as err:
-            return self._finish(inp, plan, f"restarts not done: {err}", None)
+            return await self._end(inp, self._finish(inp, plan, f"restarts not done: {err}", None))
         probe = self._start_probe(spec, inp.rate, "reconfigure")
         await workflow.sleep(SETTLE_S)
         reason = ""
@@ -168,42 +170,44 @@ class Reconfigure(RollingSteps):
                     await self._member(spec, order.primary)
         except RollingStopped as stop:
             reason = str(stop)
-        except ActivityError as err:
-            reason = failure_text(err)
-        finally:
-            log = await self._end_probe(probe)
-        return await self._save(inp, plan, reason, log)
+        except (ActivityError, asyncio.CancelledError) as err:
+            if cancelled(err):
+                log = await self._end_probe(probe)
+                await self._store(self._judged(inp, plan, self._cancel_reason(), log))
+                raise asyncio.CancelledError(self._cancel_reason()) from None
+            reason = failure_text(err) if isinstance(err, ActivityError) else str(err)
+        log = await self._end_probe(probe)
+        return await self._end(inp, self._judged(inp, plan, reason, log))
 
     async def _member(self, spec: ClusterSpec, name: str, drain: bool = True) -> None:
         """One member's restart; the primary in place is not drained (it serves writes)."""
         self.tracker.phase(f"member {name}")
         await self._whole(spec, f"{name}-whole")
-        if drain:
-            await self._drain(spec, name, True)
-        attempt = 0
-        while True:
-            try:
-                await self._restart(spec, name, f"{name}-{attempt}")
-                break
-            except ActivityError as err:
-                attempt += 1
-                decision = await self._decision(spec, name, failure_text(err), attempt,
-                                                "`pgha resume` or `pgha abort`")  # fmt: skip
-                if decision.action is not DecisionAction.resume:
-                    raise RollingStopped(
-                        f"stopped at {name}; it stays drained (nofailover, noloadbalance); "
-                        "no other member was restarted after it"
-                    ) from None
-        if drain:
-            await self._drain(spec, name, False)
+        async with self._drained(spec, name, drain):
+            attempt = 0
+            while True:
+                try:
+                    await self._restart(spec, name, f"{name}-{attempt}")
+                    break
+                except ActivityError as err:
+                    if cancelled(err):
+                        raise
+                    attempt += 1
+                    decision = await self._decision(spec, name, failure_text(err), attempt,
+                                                    "`pgha resume` or `pgha abort`")  # fmt: skip
+                    if decision.action is not DecisionAction.resume:
+                        raise RollingStopped(
+                            f"stopped at {name}; it stays drained (nofailover, "
+                            "noloadbalance); no other member was restarted after it"
+                        ) from None
         self.restarted.append(name)
 
     async def _restart(self, spec: ClusterSpec, name: str, key: str) -> None:
         await self._restart_member(spec, name, key, "reconfigure.restart_pending")
 
-    async def _save(
-        self, inp: ReconfigureInput, plan: ReconfigurePlan, reason: str, log: ProbeLog
-    ) -> ReconfigureReport:
+    def _judged(self, inp: ReconfigureInput, plan: ReconfigurePlan, reason: str,
+                log: ProbeLog) -> ReconfigureReport:  # fmt: skip
+        """The report after restarts, with the probe's verdict on the writes."""
         try:
             verdict = judge(log)
         except ValueError as err:
@@ -213,9 +217,20 @@ class Reconfigure(RollingSteps):
         report = self._finish(inp, plan, reason, log)
         if verdict is not None:
             report = report.model_copy(update={"lost": len(verdict.lost)})
+        return report
+
+    async def _store(self, report: ReconfigureReport) -> None:
+        # Runs recorded before reports were stored replay without the save.
+        if workflow.patched("reconfigure-report-store"):
+            await LOCAL_WRITE.execute("reports.save_reconfigure", report, str,
+                                      summary="save the report")  # fmt: skip
+
+    async def _end(self, inp: ReconfigureInput, report: ReconfigureReport) -> ReconfigureReport:
+        """Store the report; a stopped reconfigure fails with it attached."""
+        await self._store(report)
         if not report.passed:
             raise ApplicationError(
-                f"reconfigure of {inp.spec.cluster} stopped: {reason}",
+                f"reconfigure of {inp.spec.cluster} stopped: {report.reason}",
                 report,
                 type="ReconfigureStopped",
                 non_retryable=True,

@@ -8,12 +8,15 @@ the state those read lives here.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from pgha.drill_models import ProbeInput, ProbeLog
@@ -87,6 +90,8 @@ class RollingSteps:
         self.decision: Decision | None = None
         self.decisions: list[Decision] = []
         self.probe_run = ""
+        #: What a cancel left behind (the member being worked on undrained, or not).
+        self.cancel_note = ""
 
     def _open(self, spec: ClusterSpec, phase: str, max_lag_bytes: int = 16 * 1024 * 1024,
               member_timeout_s: float = 180.0) -> None:  # fmt: skip
@@ -127,6 +132,42 @@ class RollingSteps:
                              params={"drained": word}), StepResult, summary=f"drained={word}"),
             lambda s: (StepState.changed if s.changed else StepState.ok, s.summary),
         )  # fmt: skip
+
+    @asynccontextmanager
+    async def _drained(self, spec: ClusterSpec, name: str, drain: bool = True
+                       ) -> AsyncIterator[None]:  # fmt: skip
+        """``name`` drained for the block and undrained when the block succeeds; an error
+        leaves it drained (the member stopped at). A cancel (`pgha cancel`) in the block
+        undrains it once the cluster is whole again, or leaves it drained when it is not;
+        :attr:`cancel_note` says which. ``drain=False``: the block alone (the primary
+        restarted in place serves writes, so it is never drained)."""
+        if not drain:
+            yield
+            return
+        try:
+            await self._drain(spec, name, True)
+            yield
+        except BaseException as err:
+            if cancelled(err):
+                self.cancel_note = await self._release(spec, name)
+            raise
+        await self._drain(spec, name, False)
+
+    async def _release(self, spec: ClusterSpec, name: str) -> str:
+        """After a cancel in ``name``'s step (its restart may still be finishing on the
+        host): undrain it once the cluster is whole, or say why it stays drained."""
+        stays = f"{name} stays drained (nofailover, noloadbalance)"
+        if self.blocked is not None and self.blocked.member == name:
+            return f"{stays}: it was unhealthy ({self.blocked.reason})"
+        try:
+            await self._whole(spec, f"{name}-after-cancel", within=self.member_timeout_s)
+        except ActivityError as err:
+            return f"{stays}: not whole after the cancel ({failure_text(err)})"
+        await self._drain(spec, name, False)
+        return f"{name} was undrained: the cluster was whole again after the cancel"
+
+    def _cancel_reason(self) -> str:
+        return "cancelled by an operator" + (f"; {self.cancel_note}" if self.cancel_note else "")
 
     async def _switchover(self, spec: ClusterSpec, primary: str, candidate: str) -> None:
         """Hand the primary role to ``candidate``: the one write gap.
@@ -220,6 +261,14 @@ class RollingSteps:
         self.tracker.finish(key, StepState.ok,
                             f"{decision.action.value} by {decision.by or '?'}{note}")  # fmt: skip
         return decision
+
+
+def cancelled(err: BaseException) -> bool:
+    """Whether ``err`` is the workflow's cancellation, as it reaches an await: directly, or
+    as the cause of the activity it cancelled."""
+    return isinstance(err, asyncio.CancelledError) or (
+        isinstance(err, ActivityError) and isinstance(err.cause, CancelledError)
+    )
 
 
 def leader_of(view: PatroniStatus | None) -> str:

@@ -8,6 +8,7 @@ second member is ever taken down while one is unhealthy.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from temporalio import workflow
@@ -39,6 +40,7 @@ from pgha.workflows.rolling_steps import (
     SETTLE_S,
     RollingSteps,
     RollingStopped,
+    cancelled,
     first_member,
 )
 
@@ -96,7 +98,7 @@ class Upgrade(RollingSteps):
         self.tracker.phase("probe")
         probe = self._start_probe(spec, inp.rate, "upgrade")
         await workflow.sleep(SETTLE_S)
-        reason = ""
+        reason, was_cancelled = "", False
         old = {m.member: m for m in before}
         try:
             for name in plan.replicas:
@@ -107,8 +109,12 @@ class Upgrade(RollingSteps):
                 await self._member(spec, inp, plan.primary, resolved, old[plan.primary])
         except RollingStopped as stop:
             reason = str(stop)
-        except ActivityError as err:
-            reason = failure_text(err)
+        except (ActivityError, asyncio.CancelledError) as err:
+            was_cancelled = cancelled(err)
+            if not was_cancelled and isinstance(err, ActivityError):
+                reason = failure_text(err)
+            else:
+                reason = self._cancel_reason()
         finally:
             log = await self._end_probe(probe)
         self.tracker.phase("verify")
@@ -127,6 +133,8 @@ class Upgrade(RollingSteps):
         leader = await self._final_leader(spec)
         report = self._finish(inp, resolved, before, after, plan, leader, log, verdict, reason)
         await LOCAL_WRITE.execute("reports.save_upgrade", report, str, summary="save the report")
+        if was_cancelled:
+            raise asyncio.CancelledError(reason)
         if not report.passed:
             raise ApplicationError(f"upgrade of {spec.cluster} stopped: {report.reason}",
                                    report, type="UpgradeStopped", non_retryable=True)  # fmt: skip
@@ -167,13 +175,14 @@ class Upgrade(RollingSteps):
         worked on; undrained only once it is healthy on the new version."""
         self.tracker.phase(f"member {name}")
         await self._whole(spec, f"{name}-whole")
-        await self._drain(spec, name, True)
-        await self._install(spec, name, r.target, f"{name}-install")
-        try:
-            await self._restart_and_check(spec, inp, name, r, f"{name}")
-        except ActivityError as err:
-            await self._stopped(spec, inp, name, r, old, failure_text(err))
-        await self._drain(spec, name, False)
+        async with self._drained(spec, name):
+            await self._install(spec, name, r.target, f"{name}-install")
+            try:
+                await self._restart_and_check(spec, inp, name, r, f"{name}")
+            except ActivityError as err:
+                if cancelled(err):
+                    raise
+                await self._stopped(spec, inp, name, r, old, failure_text(err))
         self.outcomes.append(MemberOutcome(member=name, result="upgraded",
                                            version_before=old.server,
                                            version_after=server_version_of(r.target)))  # fmt: skip

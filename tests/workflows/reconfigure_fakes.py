@@ -11,7 +11,7 @@ from typing import Any
 from temporalio import activity
 
 from pgha.activities.converge import permanent
-from pgha.reconfigure_models import ReconfigurePlan, SettingChange
+from pgha.reconfigure_models import ReconfigurePlan, ReconfigureReport, SettingChange
 from pgha.status_models import Member, PatroniStatus
 from pgha.steps import HostStep, StepResult
 from tests.workflows.probe_fake import fake_probe
@@ -28,6 +28,10 @@ class FakeReconfigureCluster:
         self.calls: list[tuple[str, str]] = []
         self.blocked = asyncio.Event()
         self.writes_down = False
+        self.saved: list[ReconfigureReport] = []
+        #: A member whose restart takes a while (a cancel can arrive in the middle).
+        self.slow_restart_on = ""
+        self.restarting = asyncio.Event()
 
     def view(self) -> PatroniStatus:
         return PatroniStatus(source="db1", members=[
@@ -76,6 +80,9 @@ class FakeReconfigureCluster:
         @activity.defn(name="reconfigure.restart_pending")
         async def restart_pending(step: HostStep) -> StepResult:
             c.calls.append(("restart", step.host))
+            if step.host == c.slow_restart_on:
+                c.restarting.set()
+                await asyncio.sleep(1.5)
             if step.host in c.broken:
                 c.blocked.set()
                 raise permanent(f"host {step.host}: PostgreSQL does not answer", "RestartFailed")
@@ -95,9 +102,14 @@ class FakeReconfigureCluster:
             c.leader, c.writes_down = step.params["candidate"], False
             return StepResult(host=step.host, changed=True, summary="switched")
 
+        @activity.defn(name="reports.save_reconfigure")
+        async def save(report: ReconfigureReport) -> str:
+            c.saved.append(report)
+            return f"reconfigure-{len(c.saved)}"
+
         probe = fake_probe(lambda: c.writes_down)
 
         services = ["patroni.ensure_config", "haproxy.ensure_config", "keepalived.ensure_config",
                     "pgbouncer.ensure_config", "pgbackrest.ensure_config"]  # fmt: skip
         return [wait_healthy, plan, apply_dcs, pending_restarts, restart_pending, set_drained,
-                switchover, probe, *(converge(n) for n in services)]  # fmt: skip
+                switchover, save, probe, *(converge(n) for n in services)]  # fmt: skip

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 
 from pgha.operations import RECONFIGURE, start_operation
@@ -124,3 +124,28 @@ async def test_a_member_that_does_not_come_back_stops_the_restarts_there(
     cause = err.value.cause
     assert isinstance(cause, ApplicationError) and "stopped at db3" in str(cause)
     assert [h for a, h in fake.steps() if a == "restart"] == ["db3"]  # nothing after it
+
+
+async def test_a_cancel_during_a_restart_undrains_the_member_and_keeps_the_report(
+    env: WorkflowEnvironment, spec: ClusterSpec
+) -> None:
+    fake = FakeReconfigureCluster(max_connections("100", "120"))
+    fake.slow_restart_on = "db3"
+    async with reconfigure(env, spec, fake) as handle:
+        await asyncio.wait_for(fake.restarting.wait(), 30)
+        await handle.cancel()  # type: ignore[attr-defined]
+        with pytest.raises(WorkflowFailureError) as err:
+            await handle.result()  # type: ignore[attr-defined]
+    assert isinstance(err.value.cause, CancelledError), err.value
+    assert ("undrain", "db3") in fake.steps() and fake.steps()[-1] == ("undrain", "db3")
+    assert [h for a, h in fake.steps() if a == "restart"] == ["db3"]  # nothing after it
+    assert fake.saved[-1].reason.startswith("cancelled by an operator; db3 was undrained")
+
+
+async def test_every_reconfigure_keeps_its_report_a_dry_run_too(
+    env: WorkflowEnvironment, spec: ClusterSpec
+) -> None:
+    fake = FakeReconfigureCluster(WORK_MEM)
+    async with reconfigure(env, spec, fake, dry_run=True) as handle:
+        report = ReconfigureReport.model_validate(await handle.result())  # type: ignore[attr-defined]
+    assert fake.saved == [report] and report.dry_run

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 
 from pgha.operations import UPGRADE, start_operation
@@ -176,3 +176,38 @@ async def test_a_decision_is_refused_while_nothing_waits_for_one(run: Run) -> No
         await handle.execute_update("decide", Decision(action=DecisionAction.resume),
                                     result_type=str)  # fmt: skip
     await run.stopped(handle)
+
+
+async def cancelled(handle: Handle) -> None:
+    with pytest.raises(WorkflowFailureError) as err:
+        await handle.result()
+    assert isinstance(err.value.cause, CancelledError), err.value
+
+
+async def test_a_cancel_during_a_restart_undrains_the_member_once_the_cluster_is_whole(
+    run: Run,
+) -> None:
+    run.fake.slow_restart_on = "db3"
+    handle = await run.start()
+    await asyncio.wait_for(run.fake.restarting.wait(), 30)
+    await handle.cancel()
+    await cancelled(handle)
+    assert not run.fake.drained  # back in service, not left tagged by an aborted run
+    assert run.fake.touched("db2") == [] and run.fake.touched("db1") == []
+    report = run.fake.saved[-1]
+    assert not report.passed
+    assert report.reason.startswith("cancelled by an operator; db3 was undrained"), report.reason
+
+
+async def test_a_cancel_while_waiting_for_a_decision_leaves_the_unhealthy_member_drained(
+    run: Run,
+) -> None:
+    run.fake.broken_on_new = {"db3"}
+    handle = await run.start()
+    await run.blocked(handle)
+    await handle.cancel()
+    await cancelled(handle)
+    assert run.fake.drained == {"db3"}
+    assert "db3 stays drained (nofailover, noloadbalance): it was unhealthy" in (
+        run.fake.saved[-1].reason
+    )

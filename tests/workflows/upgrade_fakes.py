@@ -35,6 +35,9 @@ class FakeUpgradeCluster:
         self.saved: list[UpgradeReport] = []
         self.blocked = asyncio.Event()
         self.writes_down = False
+        #: A member whose restart takes a while (a cancel can arrive in the middle).
+        self.slow_restart_on = ""
+        self.restarting = asyncio.Event()
 
     def touched(self, host: str) -> list[str]:
         """What changed anything on ``host`` (reads left out)."""
@@ -102,6 +105,9 @@ class FakeUpgradeCluster:
         async def restart(step: HostStep) -> StepResult:
             c.calls.append(("restart", step.host))
             assert step.host != c.leader, "a leader is never restarted in place"
+            if step.host == c.slow_restart_on:
+                c.restarting.set()
+                await asyncio.sleep(1.5)  # runs to its end: a cancel does not stop a restart
             version = c.installed[step.host].split("-")[0]
             broken = version == "15.20" and step.host in c.broken_on_new
             c.running[step.host] = "" if broken else version
