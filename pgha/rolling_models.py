@@ -110,6 +110,15 @@ class RollingCost(Model):
     read_down_s: float = 0.0
 
 
+class RunReport(Model):
+    """What every rolling operation's report starts with."""
+
+    cluster: str
+    workflow_id: str
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+
+
 class UpgradeReport(Model):
     cluster: str
     workflow_id: str
@@ -148,11 +157,7 @@ class SwitchoverInput(Model):
     max_lag_bytes: int = Field(16 * 1024 * 1024, ge=0)
 
 
-class SwitchoverReport(Model):
-    cluster: str
-    workflow_id: str
-    started_at: AwareDatetime
-    finished_at: AwareDatetime
+class SwitchoverReport(RunReport):
     old_leader: str
     new_leader: str
     cost: RollingCost | None = None
@@ -179,11 +184,7 @@ class ProxyUpgradeInput(Model):
         return self
 
 
-class ProxyUpgradeReport(Model):
-    cluster: str
-    workflow_id: str
-    started_at: AwareDatetime
-    finished_at: AwareDatetime
+class ProxyUpgradeReport(RunReport):
     packages: dict[str, str]
     #: Proxy -> its packages' versions at the end.
     versions_after: dict[str, dict[str, str]]
@@ -194,20 +195,24 @@ class ProxyUpgradeReport(Model):
     verdict: Verdict | None = None
 
 
-class PatroniUpgradeInput(Model):
+class PackageUpgradeInput(Model):
+    """A package upgrade on the hosts that have it (Patroni, etcd, pgBackRest)."""
+
     spec: ClusterSpec
-    #: The patroni package version ("3.0.4-1", or an upstream version).
+    #: The package version: exact ("3.0.4-1") or upstream ("3.0.4", any revision of it).
     version: str
     allow_downgrade: bool = False
+    #: Probe writes (and reads) per second through the cluster's endpoints.
     rate: float = Field(20.0, gt=0, le=200)
+    #: The cluster is whole when every replica streams within this of the primary.
     max_lag_bytes: int = Field(16 * 1024 * 1024, ge=0)
 
 
-class PatroniUpgradeReport(Model):
-    cluster: str
-    workflow_id: str
-    started_at: AwareDatetime
-    finished_at: AwareDatetime
+class PatroniUpgradeInput(PackageUpgradeInput):
+    """The patroni package."""
+
+
+class PatroniUpgradeReport(RunReport):
     version: str
     #: Member -> patroni package version at the end.
     versions_after: dict[str, str]
@@ -219,16 +224,12 @@ class PatroniUpgradeReport(Model):
     verdict: Verdict | None = None
 
 
-class EtcdUpgradeInput(Model):
-    spec: ClusterSpec
-    #: The etcd-server (and etcd-client) package version ("3.4.23-4", or "3.4.23").
-    version: str
-    allow_downgrade: bool = False
+class EtcdUpgradeInput(PackageUpgradeInput):
+    """etcd-server and etcd-client, at one version."""
+
     #: Restart members already on the version too: a rolling restart of etcd (it picks up
     #: a changed environment file or certificate, or proves the procedure on a quiet day).
     restart_all: bool = False
-    rate: float = Field(20.0, gt=0, le=200)
-    max_lag_bytes: int = Field(16 * 1024 * 1024, ge=0)
 
 
 class EtcdMemberVersion(Model):
@@ -238,11 +239,7 @@ class EtcdMemberVersion(Model):
     running: str
 
 
-class EtcdUpgradeReport(Model):
-    cluster: str
-    workflow_id: str
-    started_at: AwareDatetime
-    finished_at: AwareDatetime
+class EtcdUpgradeReport(RunReport):
     version: str
     #: Members restarted, in order (followers first, the etcd leader last).
     restarted: list[str]
@@ -258,20 +255,11 @@ class EtcdUpgradeReport(Model):
     verdict: Verdict | None = None
 
 
-class PgbackrestUpgradeInput(Model):
-    spec: ClusterSpec
-    #: The pgbackrest package version ("2.45-1", or "2.45").
-    version: str
-    allow_downgrade: bool = False
-    rate: float = Field(20.0, gt=0, le=200)
-    max_lag_bytes: int = Field(16 * 1024 * 1024, ge=0)
+class PgbackrestUpgradeInput(PackageUpgradeInput):
+    """The pgbackrest package."""
 
 
-class PgbackrestUpgradeReport(Model):
-    cluster: str
-    workflow_id: str
-    started_at: AwareDatetime
-    finished_at: AwareDatetime
+class PgbackrestUpgradeReport(RunReport):
     version: str
     #: Hosts whose package changed (the others had it already).
     installed_on: list[str]

@@ -1,6 +1,7 @@
-"""A fake probe under the real activity name, shared by the rolling operations' fakes: one
-write every 0.1 s until the workflow's `probe_done` query says stop, failed while
-``failing()`` says so; every acknowledged row is present afterwards."""
+"""Fakes shared by the rolling operations' tests, under the real activity names: a probe
+(one write every 0.1 s until the workflow's `probe_done` query says stop, failed while
+``failing()`` says so; every acknowledged row is present afterwards) and a cluster that is
+always whole."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 from temporalio import activity
 
 from pgha.drill_models import Outcome, ProbeInput, ProbeLog, WriteAttempt
+from pgha.status_models import Member, PatroniStatus
+from pgha.steps import HostStep
 
 
 def fake_probe(failing: Callable[[], bool] = lambda: False) -> Callable[..., Any]:
@@ -31,3 +34,17 @@ def fake_probe(failing: Callable[[], bool] = lambda: False) -> Callable[..., Any
                         present=present)  # fmt: skip
 
     return probe
+
+
+def fake_whole(members: tuple[str, ...] = ("db1", "db2", "db3"),
+               leader: str = "db1") -> Callable[..., Any]:  # fmt: skip
+    """`drill.wait_healthy` for a cluster that is always whole, ``leader`` leading."""
+
+    @activity.defn(name="drill.wait_healthy")
+    async def whole(step: HostStep) -> PatroniStatus:
+        return PatroniStatus(source=leader, members=[
+            Member(name=h, host=h, role="leader" if h == leader else "replica",
+                   state="running", timeline=2, lag_bytes=None if h == leader else 0)
+            for h in members])  # fmt: skip
+
+    return whole

@@ -18,11 +18,10 @@ from pgha.activities.converge import permanent
 from pgha.operations import ETCD_UPGRADE, start_operation
 from pgha.rolling_models import EtcdUpgradeInput, EtcdUpgradeReport, ResolvedVersions
 from pgha.spec import ClusterSpec
-from pgha.status_models import Member, PatroniStatus
 from pgha.steps import HostStep, StepResult
 from pgha.worker import build_worker
 from pgha.workflows.etcd_upgrade import EtcdUpgrade
-from tests.workflows.probe_fake import fake_probe
+from tests.workflows.probe_fake import fake_probe, fake_whole
 
 OLD, NEW = "3.4.23-4+b4", "3.4.30-1"
 MEMBERS = ("db1", "db2", "db3")
@@ -43,13 +42,6 @@ class FakeEtcd:
 
     def activities(self) -> list[Callable[..., Any]]:
         c = self
-
-        @activity.defn(name="drill.wait_healthy")
-        async def patroni_whole(step: HostStep) -> PatroniStatus:
-            return PatroniStatus(source="db1", members=[
-                Member(name=h, host=h, role="leader" if h == "db1" else "replica",
-                       state="running", timeline=2, lag_bytes=None if h == "db1" else 0)
-                for h in MEMBERS])  # fmt: skip
 
         @activity.defn(name="etcd.check_cluster")
         async def check_cluster(step: HostStep) -> StepResult:
@@ -93,7 +85,7 @@ class FakeEtcd:
             return StepResult(host=step.host, changed=True, summary="restarted",
                               facts={"running": c.running[step.host]})  # fmt: skip
 
-        return [patroni_whole, check_cluster, resolve, versions, hand_off, install, restart,
+        return [fake_whole(MEMBERS), check_cluster, resolve, versions, hand_off, install, restart,
                 fake_probe()]  # fmt: skip
 
 

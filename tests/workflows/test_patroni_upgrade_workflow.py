@@ -15,11 +15,10 @@ from temporalio.testing import WorkflowEnvironment
 from pgha.operations import PATRONI_UPGRADE, start_operation
 from pgha.rolling_models import PatroniUpgradeInput, PatroniUpgradeReport, ResolvedVersions
 from pgha.spec import ClusterSpec
-from pgha.status_models import Member, PatroniStatus
 from pgha.steps import HostStep, StepResult
 from pgha.worker import build_worker
 from pgha.workflows.patroni_upgrade import PatroniUpgrade
-from tests.workflows.probe_fake import fake_probe
+from tests.workflows.probe_fake import fake_probe, fake_whole
 
 NEW = "3.0.4-1"
 
@@ -33,13 +32,6 @@ class FakeMembers:
 
     def activities(self) -> list[Callable[..., Any]]:
         c = self
-
-        @activity.defn(name="drill.wait_healthy")
-        async def healthy(step: HostStep) -> PatroniStatus:
-            return PatroniStatus(source="db1", members=[
-                Member(name=h, host=h, role="leader" if h == "db1" else "replica",
-                       state="running", timeline=2, lag_bytes=None if h == "db1" else 0)
-                for h in ("db1", "db2", "db3")])  # fmt: skip
 
         @activity.defn(name="rolling.resolve_versions")
         async def resolve(step: HostStep) -> ResolvedVersions:
@@ -72,7 +64,7 @@ class FakeMembers:
             return StepResult(host=step.host, changed=True, summary="restarted",
                               facts={"postgres_restarted": False})  # fmt: skip
 
-        return [healthy, resolve, versions, set_pause, install, restart, fake_probe()]
+        return [fake_whole(), resolve, versions, set_pause, install, restart, fake_probe()]
 
 
 async def run(env: WorkflowEnvironment, spec: ClusterSpec, fake: FakeMembers) -> Any:

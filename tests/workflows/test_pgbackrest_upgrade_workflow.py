@@ -19,11 +19,10 @@ from pgha.activities.converge import permanent
 from pgha.operations import PGBACKREST_UPGRADE, start_operation
 from pgha.rolling_models import PgbackrestUpgradeInput, PgbackrestUpgradeReport, ResolvedVersions
 from pgha.spec import ClusterSpec
-from pgha.status_models import Member, PatroniStatus
 from pgha.steps import HostStep, StepResult
 from pgha.worker import build_worker
 from pgha.workflows.pgbackrest_upgrade import PgbackrestUpgrade
-from tests.workflows.probe_fake import fake_probe
+from tests.workflows.probe_fake import fake_probe, fake_whole
 
 OLD, NEW = "2.45-1", "2.49-1"
 HOSTS = ("backup1", "db1", "db2", "db3")
@@ -40,13 +39,6 @@ class FakeBackrest:
 
     def activities(self) -> list[Callable[..., Any]]:
         c = self
-
-        @activity.defn(name="drill.wait_healthy")
-        async def patroni_whole(step: HostStep) -> PatroniStatus:
-            return PatroniStatus(source="db1", members=[
-                Member(name=h, host=h, role="leader" if h == "db1" else "replica",
-                       state="running", timeline=2, lag_bytes=None if h == "db1" else 0)
-                for h in HOSTS[1:]])  # fmt: skip
 
         @activity.defn(name="backup.check_archiving")
         async def check(step: HostStep) -> float:
@@ -82,7 +74,7 @@ class FakeBackrest:
             c.calls.append(("restart " + step.params["units"], step.host))
             return StepResult(host=step.host, changed=True, summary="restarted")
 
-        return [patroni_whole, check, resolve, versions, install, restart, fake_probe()]
+        return [fake_whole(HOSTS[1:]), check, resolve, versions, install, restart, fake_probe()]
 
 
 async def run(env: WorkflowEnvironment, spec: ClusterSpec, fake: FakeBackrest) -> Any:
