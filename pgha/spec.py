@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, HttpUrl, ValidationError
 
 from pgha.errors import SpecError
+from pgha.event_kinds import EventKind, Reaction
 from pgha.models import AbsPath, HostTarget, Model, Name, SecretRef
 
 SqlName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
@@ -228,6 +229,47 @@ class DrillSettings(Model):
     heal_timeout_s: float = Field(240.0, gt=0)
 
 
+def _default_reactions() -> dict[EventKind, list[Reaction]]:
+    alert = [Reaction.alert]
+    return {
+        EventKind.leader_changed: [Reaction.post_failover, Reaction.alert],
+        EventKind.timeline_changed: [Reaction.log],
+        EventKind.member_down: alert,
+        EventKind.member_back: [Reaction.log],
+        EventKind.replica_lag_high: alert,
+        EventKind.etcd_quorum_at_risk: alert,
+        EventKind.vip_moved: alert,
+        EventKind.archiving_failing: alert,
+        EventKind.archiving_recovered: [Reaction.log],
+        EventKind.backup_stale: alert,
+        EventKind.verification_failed: alert,
+        EventKind.verification_stale: alert,
+    }
+
+
+class GuardianSettings(Model):
+    """The guardian: a long-running workflow that watches the cluster and reacts to its
+    events (see docs/guardian.md)."""
+
+    #: Started by provision (and kept running); `pgha guard start|stop` either way.
+    enabled: bool = False
+    #: Seconds between two looks at the cluster.
+    interval_s: float = Field(30.0, ge=5, le=3600)
+    #: A replica further behind than this is an event.
+    max_lag_bytes: int = Field(16 * 1024 * 1024, ge=0)
+    #: The newest backup older than this is an event (a day and a bit: daily backups).
+    backup_max_age_h: float = Field(26.0, gt=0)
+    #: The newest restore verification older than this is an event.
+    verification_max_age_h: float = Field(26.0, gt=0)
+    #: Where alerts go: a JSON POST per event. None: alerts are logged only.
+    webhook: HttpUrl | None = None
+    #: After a failover, reinitialise (`patronictl reinit`) an old primary that did not
+    #: rejoin by itself: its writes that no replica had are gone.
+    reinit_old_primary: bool = False
+    #: Event kind -> what to do. Kinds left out are logged.
+    reactions: dict[EventKind, list[Reaction]] = Field(default_factory=_default_reactions)
+
+
 class PreflightSettings(Model):
     min_memory_mb: int = Field(1024, ge=0)
     #: GiB free on the filesystem of each data path (data directory, backup repository).
@@ -272,6 +314,7 @@ class ClusterSpec(Model):
     watchdog: WatchdogMode = WatchdogMode.automatic
     backup: BackupSettings = BackupSettings()
     drill: DrillSettings = DrillSettings()
+    guardian: GuardianSettings = GuardianSettings()
     preflight: PreflightSettings = PreflightSettings()
     databases: list[DatabaseSpec] = []
     roles: list[RoleSpec] = []
