@@ -35,6 +35,7 @@ from pgha.checks.preflight import PreflightInput, PreflightResult
 from pgha.cli_support import State, console, err_console, print_error, run_async
 from pgha.drill_models import Approval, DrillInput, Scenario
 from pgha.errors import OperationFailed, PghaError, SpecError, TemporalUnavailable
+from pgha.guard_cli import event_app, events, guard_app
 from pgha.lab.cli import lab_app
 from pgha.operations import (
     ADD_NODE,
@@ -99,6 +100,9 @@ app.add_typer(spec_app, name="spec")
 app.add_typer(run_app, name="run")
 app.add_typer(lab_app, name="lab")
 app.add_typer(schedule_app, name="schedule")
+app.add_typer(guard_app, name="guard")
+app.add_typer(event_app, name="event")
+app.command("events")(events)
 app.command("report")(report)
 app.command("backups")(backups)
 

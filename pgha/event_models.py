@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, Field
 
-from pgha.event_kinds import EventKind, Reaction
+from pgha.event_kinds import EventKind
 from pgha.models import Model
 from pgha.spec import ClusterSpec
 from pgha.status_models import ClusterStatus
@@ -80,6 +80,8 @@ class GuardianInput(Model):
     recent: list[Handled] = []
     #: Looks taken since the guardian started (all runs).
     looks: int = Field(0, ge=0)
+    #: Looks per run before it continues as new (its history stays a few hundred events).
+    looks_per_run: int = Field(120, ge=1)
 
 
 class ExternalEvent(Model):
@@ -103,4 +105,51 @@ class GuardianView(Model):
     recent: list[Handled] = []
 
 
-__all__ = ["EventKind", "Reaction"]
+class PostFailoverInput(Model):
+    spec: ClusterSpec
+    #: The failover the guardian saw (the leader_changed event's data).
+    old_leader: str
+    new_leader: str
+    #: Reinitialise the old primary when it does not rejoin by itself (from the spec's
+    #: guardian.reinit_old_primary unless given).
+    reinit: bool | None = None
+    #: How long the old primary has to rejoin by itself.
+    rejoin_timeout_s: float = Field(300.0, gt=0)
+
+
+class PostFailoverReport(Model):
+    cluster: str
+    workflow_id: str
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    old_leader: str
+    new_leader: str
+    #: How the old primary came back: "rejoined", "reinitialised", or why not.
+    old_primary: str
+    #: Seconds `pgbackrest check` took on the new primary's archive.
+    archiving_check_s: float | None = None
+    #: The incremental backup taken on the new timeline, and that timeline.
+    backup_label: str = ""
+    backup_timeline: int | None = None
+    #: The restore verification run afterwards: passed, and its reason when not.
+    verified: bool | None = None
+    verify_reason: str = ""
+
+
+class ObserveInput(Model):
+    spec: ClusterSpec
+    #: The previous look's time: operations that ended since then still count as running
+    #: (a drill that failed over and finished between two looks made that change).
+    since: AwareDatetime | None = None
+
+
+class RecordInput(Model):
+    spec: ClusterSpec
+    event: ClusterEvent
+    #: POST it to the spec's webhook too (an alert for an incident), not only log it.
+    send: bool = False
+
+
+class PostFailoverStart(Model):
+    inp: PostFailoverInput
+    task_queue: str

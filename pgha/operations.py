@@ -54,6 +54,8 @@ ADD_NODE = Operation("add-node", "AddNode", mutating=True)
 REMOVE_NODE = Operation("remove-node", "RemoveNode", mutating=True)
 ETCD_ADD = Operation("etcd-add", "EtcdAdd", mutating=True)
 ETCD_REMOVE = Operation("etcd-remove", "EtcdRemove", mutating=True)
+#: The guardian's reaction to an unplanned failover (pgha.workflows.post_failover).
+POST_FAILOVER = Operation("post-failover", "PostFailover", mutating=True)
 
 OPERATIONS: dict[str, Operation] = {
     op.name: op
@@ -76,12 +78,19 @@ OPERATIONS: dict[str, Operation] = {
         REMOVE_NODE,
         ETCD_ADD,
         ETCD_REMOVE,
+        POST_FAILOVER,
     )
 }
 
 
 def lock_id(cluster: str) -> str:
     return f"pgha-op:{cluster}"
+
+
+def guardian_id(cluster: str) -> str:
+    """The guardian's fixed workflow id: one per cluster, and not the lock (it changes
+    nothing by itself; its reactions take the lock like any operation)."""
+    return f"pgha-guard:{cluster}"
 
 
 def workflow_id(op: Operation, cluster: str) -> str:

@@ -253,8 +253,8 @@ class GuardianSettings(Model):
 
     #: Started by provision (and kept running); `pgha guard start|stop` either way.
     enabled: bool = False
-    #: Seconds between two looks at the cluster.
-    interval_s: float = Field(30.0, ge=5, le=3600)
+    #: Seconds between two looks at the cluster (each look is a few SSH reads).
+    interval_s: float = Field(30.0, gt=0, le=3600)
     #: A replica further behind than this is an event.
     max_lag_bytes: int = Field(16 * 1024 * 1024, ge=0)
     #: The newest backup older than this is an event (a day and a bit: daily backups).

@@ -22,6 +22,7 @@ from pgha.activities import (
     backup,
     drill,
     etcd,
+    guardian,
     haproxy,
     keepalived,
     packages,
@@ -45,8 +46,10 @@ from pgha.workflows.backups_view import BackupsView
 from pgha.workflows.drill import Drill
 from pgha.workflows.etcd_membership import EtcdAdd, EtcdRemove
 from pgha.workflows.etcd_upgrade import EtcdUpgrade
+from pgha.workflows.guardian import Guardian
 from pgha.workflows.patroni_upgrade import PatroniUpgrade
 from pgha.workflows.pgbackrest_upgrade import PgbackrestUpgrade
+from pgha.workflows.post_failover import PostFailover
 from pgha.workflows.preflight import Preflight
 from pgha.workflows.provision import Provision
 from pgha.workflows.proxy_upgrade import ProxyUpgrade
@@ -78,6 +81,8 @@ WORKFLOWS: list[type] = [
     PatroniUpgrade,
     EtcdUpgrade,
     PgbackrestUpgrade,
+    Guardian,
+    PostFailover,
 ]
 ACTIVITIES: list[Callable[..., Any]] = [
     check_host,
@@ -95,6 +100,10 @@ ACTIVITIES: list[Callable[..., Any]] = [
     etcd.restart_member,
     etcd.member_versions,
     etcd.hand_off_leadership,
+    guardian.observe,
+    guardian.record,
+    guardian.start_post_failover,
+    guardian.ensure_running,
     patroni.ensure_config,
     patroni.start_member,
     patroni.wait_leader,

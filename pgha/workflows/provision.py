@@ -40,7 +40,8 @@ T = TypeVar("T")
 class Provision:
     """Runbook: preflight; packages everywhere; etcd quorum; Patroni leader then replicas;
     HAProxy and keepalived with the VIP; pgbouncer; pgBackRest trust, stanza, archive check
-    and first full backup; application databases and roles; an end-to-end write/read."""
+    and first full backup; application databases and roles; an end-to-end write/read; the
+    guardian, when the spec enables it."""
 
     def __init__(self) -> None:
         self.tracker = Tracker("provision", "")
@@ -68,6 +69,10 @@ class Provision:
             "verify", "end-to-end write and read", spec, leader,
             "cluster.verify_end_to_end", CLUSTER_WAIT,
         )  # fmt: skip
+        if spec.guardian.enabled:
+            self.tracker.phase("guardian")
+            await self.step("guardian", "the cluster's guardian runs", spec, leader,
+                            "guardian.ensure_running", CONVERGE)  # fmt: skip
         result = self._result(spec, verified)
         changed = sum(r.changed for r in self.results)
         self.tracker.done(
