@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import httpx
 from opentelemetry import trace
 from temporalio import activity
+from temporalio.client import Client
 
 from pgha.activities.common import heartbeating, open_host
 from pgha.activities.reports import latest_verification
@@ -98,9 +99,9 @@ async def _verification(spec: ClusterSpec) -> VerificationSeen | None:
                             reason=report.reason)  # fmt: skip
 
 
-async def _operations(cluster: str, since: datetime | None) -> str:
-    """The mutating operations running on ``cluster``, or that ended after ``since``."""
-    client = activity.client()
+async def operations_on(client: Client, cluster: str, since: datetime | None) -> str:
+    """The mutating pgha operations running on ``cluster``, or that ended after ``since``
+    (Temporal's visibility: the PghaCluster and PghaOperation search attributes)."""
     ended = f' OR CloseTime > "{since.isoformat()}"' if since else ""
     query = f'PghaCluster = "{cluster}" AND (ExecutionStatus = "Running"{ended})'
     names: set[str] = set()
@@ -155,7 +156,7 @@ async def observe(inp: ObserveInput) -> Observation:
             else None
         )
         verification = await _verification(spec)
-        operation = await _operations(spec.cluster, inp.since)
+        operation = await operations_on(activity.client(), spec.cluster, inp.since)
     return Observation(at=at, status=status, archiver=archiver, verification=verification,
                        operation=operation)  # fmt: skip
 
