@@ -1,0 +1,163 @@
+"""The guardian on the provisioned lab, with a webhook receiver of the test's own.
+
+Host loss: the primary's host is powered off with the guardian running. The guardian must
+see the leader change, an alert must reach the receiver, and PostFailover must run by
+itself: the old primary (powered on again, as an operator would) rejoins, and a backup
+appears in the repository on the new timeline (checked with `pgbackrest info` and
+patronictl, not from pgha's report). A drill's switchover while the guardian runs is
+logged, not alerted on, and starts nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from pgha.drill_models import DrillInput, Scenario
+from pgha.event_kinds import EventKind
+from pgha.event_models import GuardianView, PostFailoverReport
+from pgha.guardian_control import guardian_view, start_guardian, stop_guardian
+from pgha.lab.hosts import lab_power
+from pgha.operations import DRILL, lock_id
+from pgha.spec import ClusterSpec
+from tests.lab.backup_helpers import Lab, info, psql
+from tests.lab.drill_helpers import leader
+
+pytestmark = pytest.mark.lab
+
+
+class Receiver:
+    """A webhook receiver: every POSTed JSON body, answered 204."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.server: asyncio.Server | None = None
+        self.url = ""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        length = next((int(line.split(":", 1)[1]) for line in head.split("\r\n")
+                       if line.lower().startswith("content-length:")), 0)  # fmt: skip
+        self.bodies.append(json.loads(await reader.readexactly(length)))
+        writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/pgha"
+
+    def kinds(self) -> list[str]:
+        return [b["kind"] for b in self.bodies]
+
+
+@pytest_asyncio.fixture(scope="module")
+async def receiver() -> AsyncIterator[Receiver]:
+    r = Receiver()
+    await r.start()
+    yield r
+    assert r.server is not None
+    r.server.close()
+
+
+def guarded(spec: ClusterSpec, url: str) -> ClusterSpec:
+    g = spec.guardian.model_copy(update={"enabled": True, "interval_s": 3.0, "webhook": url})
+    return spec.model_copy(update={"guardian": g})
+
+
+async def until(check: Callable[[], Awaitable[Any]], within: float, what: str) -> Any:
+    for _ in range(int(within)):
+        if found := await check():
+            return found
+        await asyncio.sleep(1)
+    raise AssertionError(f"{what}: not within {within:g} s")
+
+
+async def test_host_loss_is_seen_alerted_and_followed_by_a_backup_on_the_new_timeline(
+    lab_cluster: Lab, receiver: Receiver
+) -> None:
+    spec = guarded(lab_cluster.spec, receiver.url)
+    client = lab_cluster.env.client
+    await start_guardian(client, spec, lab_cluster.task_queue)
+    old = await leader()
+    try:
+
+        async def looked() -> bool:
+            return (await guardian_view(client, spec.cluster)).looks >= 2
+
+        await until(looked, 60, "two looks")
+        await lab_power(old, False)
+
+        async def alerted() -> bool:
+            return EventKind.leader_changed.value in receiver.kinds()
+
+        await until(alerted, 120, "the leader change alerted")
+        await lab_power(old, True)  # the operator brings the host back; it must rejoin
+
+        async def started() -> str:
+            view = await guardian_view(client, spec.cluster)
+            return next((d for h in view.recent for d in h.done
+                         if d.startswith("post_failover: started")), "")  # fmt: skip
+
+        said = await until(started, 30, "post-failover started by the guardian")
+        assert said == f"post_failover: started {lock_id(spec.cluster)}"
+        handle = client.get_workflow_handle(lock_id(spec.cluster))
+        report = PostFailoverReport.model_validate(await handle.result())
+    finally:
+        await lab_power(old, True)
+        view: GuardianView = await stop_guardian(client, spec.cluster)
+    alert = next(b for b in receiver.bodies if b["kind"] == "leader_changed")
+    assert alert["cluster"] == spec.cluster and alert["data"]["old_leader"] == old
+    new = alert["data"]["new_leader"]
+    assert new != old and report.new_leader == new and report.old_primary == "rejoined"
+    # Past pgha: the new timeline from patronictl, the backup's WAL from pgbackrest info.
+    timeline = int(await _leader_timeline(new))
+    sets = {b["label"]: b for b in (await info(lab_cluster))["backup"]}
+    backup = sets[report.backup_label]
+    assert backup["type"] == "incr" and int(backup["archive"]["start"][:8], 16) == timeline
+    assert report.verified is True, report.verify_reason
+    kinds = [h.event.kind for h in view.recent]
+    assert EventKind.leader_changed in kinds and EventKind.member_down in kinds
+
+
+async def test_a_drills_failover_is_not_an_incident(lab_cluster: Lab, receiver: Receiver) -> None:
+    spec = guarded(lab_cluster.spec, receiver.url)
+    client = lab_cluster.env.client
+    await start_guardian(client, spec, lab_cluster.task_queue)
+    alerts_before = len(receiver.bodies)
+    try:
+
+        async def looked() -> bool:
+            return (await guardian_view(client, spec.cluster)).looks >= 2
+
+        await until(looked, 60, "two looks")
+        old = await leader()
+        await lab_cluster.run(DRILL, DrillInput(spec=lab_cluster.spec, scenario=Scenario.switchover,
+                                                settle_s=2))  # fmt: skip
+        assert await leader() != old
+
+        async def logged() -> GuardianView | None:
+            view = await guardian_view(client, spec.cluster)
+            seen = [h for h in view.recent if h.event.kind is EventKind.leader_changed]
+            return view if seen else None
+
+        view = await until(logged, 60, "the drill's leader change logged")
+        await asyncio.sleep(8)  # a few more looks: still nothing else
+    finally:
+        await stop_guardian(client, spec.cluster)
+    change = next(h for h in view.recent if h.event.kind is EventKind.leader_changed)
+    assert change.event.during == "drill", change
+    assert not any(d.startswith("post_failover") for d in change.done), change.done
+    assert receiver.bodies[alerts_before:] == []  # nothing was alerted
+
+
+async def _leader_timeline(host: str) -> str:
+    """The timeline the leader writes WAL on (its current segment's first eight digits)."""
+    wal = await psql(host, "SELECT pg_walfile_name(pg_current_wal_lsn())")
+    return str(int(wal[:8], 16))
