@@ -32,6 +32,7 @@ STEP_ACTIVITIES = [
     "pgbackrest.ensure_first_backup",
     "postgres.ensure_app",
     "cluster.verify_end_to_end",
+    "guardian.ensure_running",
 ]
 
 Facts = Callable[[HostStep], dict[str, Any]]

@@ -61,6 +61,20 @@ async def test_provision_follows_runbook_order(env: WorkflowEnvironment, spec: C
     assert progress.done and "ready" in progress.outcome
 
 
+async def test_provision_starts_the_guardian_last_when_the_spec_enables_it(
+    env: WorkflowEnvironment, spec: ClusterSpec
+) -> None:
+    rec = Recorder()
+    await provision(env, spec, rec)
+    assert rec.order("guardian.ensure_running") == []  # off by default
+    guarded = spec.model_copy(update={"guardian": spec.guardian.model_copy(
+        update={"enabled": True})})  # fmt: skip
+    rec = Recorder()
+    await provision(env, guarded, rec)
+    assert rec.order("guardian.ensure_running") == [len(rec.calls) - 1]
+    assert rec.order("cluster.verify_end_to_end")[0] == len(rec.calls) - 2
+
+
 async def test_provision_new_cluster_gets_fresh_etcd_token_everywhere(
     env: WorkflowEnvironment, spec: ClusterSpec
 ) -> None:
