@@ -1,0 +1,91 @@
+"""`guardian.record`: every event becomes a span event on the current trace and a log
+line; an alert is POSTed as JSON to the spec's webhook, and a refusing webhook is an error
+(Temporal retries it)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from temporalio.testing import ActivityEnvironment
+
+from pgha.activities.guardian import record
+from pgha.event_kinds import EventKind
+from pgha.event_models import ClusterEvent, RecordInput
+from pgha.spec import ClusterSpec
+from tests.specs import reference_spec
+
+EVENT = ClusterEvent(kind=EventKind.leader_changed, at=datetime(2026, 12, 3, tzinfo=UTC),
+                     subject="db2", detail="db2 leads; db1 led")  # fmt: skip
+
+
+class Receiver:
+    def __init__(self, status: int) -> None:
+        self.status, self.bodies, self.url = status, [], ""
+        self.bodies: list[dict[str, Any]]
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        length = next(int(h.split(":", 1)[1]) for h in head.split("\r\n")
+                      if h.lower().startswith("content-length:"))  # fmt: skip
+        self.bodies.append(json.loads(await reader.readexactly(length)))
+        writer.write(f"HTTP/1.1 {self.status} X\r\nContent-Length: 0\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+
+@pytest_asyncio.fixture
+async def receiver(request: pytest.FixtureRequest) -> AsyncIterator[Receiver]:
+    r = Receiver(getattr(request, "param", 204))
+    server = await asyncio.start_server(r.handle, "127.0.0.1", 0)
+    r.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+    yield r
+    server.close()
+
+
+def with_webhook(url: str | None) -> ClusterSpec:
+    spec = reference_spec("prod")
+    return spec.model_copy(update={"guardian": spec.guardian.model_copy(
+        update={"webhook": url})})  # fmt: skip
+
+
+async def test_an_alert_is_posted_and_every_event_is_a_span_event(receiver: Receiver) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("test").start_as_current_span("RunActivity:guardian.record"):
+        said = await ActivityEnvironment().run(
+            record, RecordInput(spec=with_webhook(receiver.url), event=EVENT, send=True)
+        )
+        logged = await ActivityEnvironment().run(
+            record, RecordInput(spec=with_webhook(receiver.url), event=EVENT, send=False)
+        )
+    assert said == "sent: 204" and logged == "logged"
+    assert len(receiver.bodies) == 1 and receiver.bodies[0]["cluster"] == "prod"
+    (span,) = exporter.get_finished_spans()
+    assert [e.name for e in span.events] == ["pgha.event.leader_changed"] * 2
+    assert span.events[0].attributes is not None
+    assert span.events[0].attributes["subject"] == "db2"
+
+
+@pytest.mark.parametrize("receiver", [500], indirect=True)
+async def test_a_refusing_webhook_is_an_error_to_retry(receiver: Receiver) -> None:
+    with pytest.raises(RuntimeError, match="answered 500"):
+        await ActivityEnvironment().run(
+            record, RecordInput(spec=with_webhook(receiver.url), event=EVENT, send=True)
+        )
+
+
+async def test_without_a_webhook_an_alert_is_only_logged() -> None:
+    said = await ActivityEnvironment().run(
+        record, RecordInput(spec=with_webhook(None), event=EVENT, send=True)
+    )
+    assert said == "logged (no webhook in the spec)"
