@@ -29,8 +29,8 @@ EVENT = ClusterEvent(kind=EventKind.leader_changed, at=datetime(2026, 12, 3, tzi
 
 class Receiver:
     def __init__(self, status: int) -> None:
-        self.status, self.bodies, self.url = status, [], ""
-        self.bodies: list[dict[str, Any]]
+        self.status, self.url = status, ""
+        self.bodies: list[dict[str, Any]] = []
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode()
