@@ -11,7 +11,6 @@ logged, not alerted on, and starts nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -27,43 +26,15 @@ from pgha.operations import DRILL, lock_id
 from pgha.spec import ClusterSpec
 from tests.lab.backup_helpers import Lab, info, psql
 from tests.lab.drill_helpers import leader
+from tests.webhook_receiver import Receiver, receiving
 
 pytestmark = pytest.mark.lab
 
 
-class Receiver:
-    """A webhook receiver: every POSTed JSON body, answered 204."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.server: asyncio.Server | None = None
-        self.url = ""
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = (await reader.readuntil(b"\r\n\r\n")).decode()
-        length = next((int(line.split(":", 1)[1]) for line in head.split("\r\n")
-                       if line.lower().startswith("content-length:")), 0)  # fmt: skip
-        self.bodies.append(json.loads(await reader.readexactly(length)))
-        writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
-        port = self.server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/pgha"
-
-    def kinds(self) -> list[str]:
-        return [b["kind"] for b in self.bodies]
-
-
 @pytest_asyncio.fixture(scope="module")
 async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    await r.start()
-    yield r
-    assert r.server is not None
-    r.server.close()
+    async with receiving() as r:
+        yield r
 
 
 def guarded(spec: ClusterSpec, url: str) -> ClusterSpec:

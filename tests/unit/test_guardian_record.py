@@ -4,11 +4,8 @@ line; an alert is POSTed as JSON to the spec's webhook, and a refusing webhook i
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -22,33 +19,16 @@ from pgha.event_kinds import EventKind
 from pgha.event_models import ClusterEvent, RecordInput
 from pgha.spec import ClusterSpec
 from tests.specs import reference_spec
+from tests.webhook_receiver import Receiver, receiving
 
 EVENT = ClusterEvent(kind=EventKind.leader_changed, at=datetime(2026, 12, 3, tzinfo=UTC),
                      subject="db2", detail="db2 leads; db1 led")  # fmt: skip
 
 
-class Receiver:
-    def __init__(self, status: int) -> None:
-        self.status, self.url = status, ""
-        self.bodies: list[dict[str, Any]] = []
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = (await reader.readuntil(b"\r\n\r\n")).decode()
-        length = next(int(h.split(":", 1)[1]) for h in head.split("\r\n")
-                      if h.lower().startswith("content-length:"))  # fmt: skip
-        self.bodies.append(json.loads(await reader.readexactly(length)))
-        writer.write(f"HTTP/1.1 {self.status} X\r\nContent-Length: 0\r\n\r\n".encode())
-        await writer.drain()
-        writer.close()
-
-
 @pytest_asyncio.fixture
 async def receiver(request: pytest.FixtureRequest) -> AsyncIterator[Receiver]:
-    r = Receiver(getattr(request, "param", 204))
-    server = await asyncio.start_server(r.handle, "127.0.0.1", 0)
-    r.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
-    yield r
-    server.close()
+    async with receiving(getattr(request, "param", 204)) as r:
+        yield r
 
 
 def with_webhook(url: str | None) -> ClusterSpec:
