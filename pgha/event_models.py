@@ -72,6 +72,25 @@ class Handled(Model):
     done: list[str] = []
 
 
+class PostFailoverInput(Model):
+    spec: ClusterSpec
+    #: The failover the guardian saw (the leader_changed event's data).
+    old_leader: str
+    new_leader: str
+    #: Reinitialise the old primary when it does not rejoin by itself (from the spec's
+    #: guardian.reinit_old_primary unless given).
+    reinit: bool | None = None
+    #: How long the old primary has to rejoin by itself.
+    rejoin_timeout_s: float = Field(300.0, gt=0)
+
+
+class PostFailoverWait(Model):
+    """A post-failover the guardian could not start yet, and the event it answers."""
+
+    inp: PostFailoverInput
+    event_at: AwareDatetime
+
+
 class GuardianInput(Model):
     spec: ClusterSpec
     #: Carried over a continue-as-new: the last observation (the edges are computed
@@ -82,6 +101,8 @@ class GuardianInput(Model):
     looks: int = Field(0, ge=0)
     #: Looks per run before it continues as new (its history stays a few hundred events).
     looks_per_run: int = Field(120, ge=1)
+    #: A post-failover that waits for the cluster's lock (another operation held it).
+    waiting: PostFailoverWait | None = None
 
 
 class ExternalEvent(Model):
@@ -103,18 +124,6 @@ class GuardianView(Model):
     leader: str = ""
     timeline: int | None = None
     recent: list[Handled] = []
-
-
-class PostFailoverInput(Model):
-    spec: ClusterSpec
-    #: The failover the guardian saw (the leader_changed event's data).
-    old_leader: str
-    new_leader: str
-    #: Reinitialise the old primary when it does not rejoin by itself (from the spec's
-    #: guardian.reinit_old_primary unless given).
-    reinit: bool | None = None
-    #: How long the old primary has to rejoin by itself.
-    rejoin_timeout_s: float = Field(300.0, gt=0)
 
 
 class PostFailoverReport(Model):

@@ -32,14 +32,18 @@ class Operation:
     name: str
     workflow: str
     mutating: bool
+    #: Whether it changes roles, members or services on purpose (a switchover, a fault, a
+    #: restart): the guardian counts what changes while it runs as its doing, not an
+    #: incident. A backup or a restore verification changes none of these.
+    disruptive: bool = True
 
 
 PREFLIGHT = Operation("preflight", "Preflight", mutating=False)
 PROVISION = Operation("provision", "Provision", mutating=True)
 STATUS = Operation("status", "ClusterStatus", mutating=False)
-BACKUP = Operation("backup", "Backup", mutating=True)
+BACKUP = Operation("backup", "Backup", mutating=True, disruptive=False)
 #: Writes a sentinel and switches WAL on the primary, and must not overlap a backup.
-VERIFY_RESTORE = Operation("verify-restore", "VerifyRestore", mutating=True)
+VERIFY_RESTORE = Operation("verify-restore", "VerifyRestore", mutating=True, disruptive=False)
 BACKUPS = Operation("backups", "BackupsView", mutating=False)
 DRILL = Operation("drill", "Drill", mutating=True)
 UPGRADE = Operation("upgrade", "Upgrade", mutating=True)

@@ -100,14 +100,15 @@ async def _verification(spec: ClusterSpec) -> VerificationSeen | None:
 
 
 async def operations_on(client: Client, cluster: str, since: datetime | None) -> str:
-    """The mutating pgha operations running on ``cluster``, or that ended after ``since``
-    (Temporal's visibility: the PghaCluster and PghaOperation search attributes)."""
+    """The disruptive pgha operations (a drill, an upgrade, a switchover...; not a backup)
+    running on ``cluster``, or that ended after ``since`` (Temporal's visibility: the
+    PghaCluster and PghaOperation search attributes)."""
     ended = f' OR CloseTime > "{since.isoformat()}"' if since else ""
     query = f'PghaCluster = "{cluster}" AND (ExecutionStatus = "Running"{ended})'
     names: set[str] = set()
     async for wf in client.list_workflows(query):
         op = wf.typed_search_attributes.get(OPERATION_ATTR)
-        if op and op in OPERATIONS and OPERATIONS[op].mutating:
+        if op and op in OPERATIONS and OPERATIONS[op].mutating and OPERATIONS[op].disruptive:
             names.add(op)
     return ", ".join(sorted(names))
 

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         ObserveInput,
         PostFailoverInput,
         PostFailoverStart,
+        PostFailoverWait,
         RecordInput,
     )
     from pgha.search_attributes import CLUSTER_ATTR, OPERATION_ATTR
@@ -82,6 +83,7 @@ class Guardian:
         self.inbox: list[ClusterEvent] = []
         self.stopping = False
         self.spec: ClusterSpec | None = None
+        self.waiting: PostFailoverWait | None = None
 
     @workflow.signal(name="event")
     def event(self, sent: ExternalEvent) -> None:
@@ -123,13 +125,14 @@ class Guardian:
     async def run(self, inp: GuardianInput) -> GuardianView:
         self.spec = self.spec or inp.spec
         self.cluster, self.last, self.looks = inp.spec.cluster, inp.last, inp.looks
-        self.recent = list(inp.recent)
+        self.recent, self.waiting = list(inp.recent), inp.waiting
         _tag(self.cluster)
         for _ in range(inp.looks_per_run):
             if self.stopping:
                 break
             spec = self.spec
             await self._look(spec)
+            await self._retry_waiting()
             self._show()
             # The interval, cut short by an event sent in or a stop; a timeout is the usual end.
             interval = timedelta(seconds=spec.guardian.interval_s)
@@ -144,7 +147,7 @@ class Guardian:
         await workflow.wait_condition(workflow.all_handlers_finished)
         carried = inp.model_copy(update={
             "spec": self.spec, "last": self.last, "recent": self.recent[-RECENT:],
-            "looks": self.looks})  # fmt: skip
+            "looks": self.looks, "waiting": self.waiting})  # fmt: skip
         workflow.continue_as_new(carried)
 
     async def _look(self, spec: ClusterSpec) -> None:
@@ -195,13 +198,36 @@ class Guardian:
         if event.kind is not EventKind.leader_changed:
             return f"not for {event.kind.value} (only after a leader change)"
         old, new = event.data.get("old_leader", ""), event.data.get("new_leader", event.subject)
-        start = PostFailoverStart(inp=PostFailoverInput(spec=spec, old_leader=old, new_leader=new),
-                                  task_queue=workflow.info().task_queue)  # fmt: skip
+        self.waiting = PostFailoverWait(
+            inp=PostFailoverInput(spec=spec, old_leader=old, new_leader=new), event_at=event.at
+        )
+        return await self._try_post_failover()
+
+    async def _try_post_failover(self) -> str:
+        """Start the waiting post-failover; while another operation holds the cluster's
+        lock it keeps waiting (tried again after each look), never pushed past it."""
+        assert self.waiting is not None
+        start = PostFailoverStart(inp=self.waiting.inp, task_queue=workflow.info().task_queue)
         try:
-            return await START.execute("guardian.start_post_failover", start, str,
+            said = await START.execute("guardian.start_post_failover", start, str,
                                        summary="start post-failover")  # fmt: skip
         except ActivityError as err:
-            return f"not started: {failure_text(err)}"
+            said = f"not started: {failure_text(err)}"
+        if said.startswith("busy:"):
+            return f"waiting for the cluster's lock ({said})"
+        self.waiting = None
+        return said
+
+    async def _retry_waiting(self) -> None:
+        """A waiting post-failover, tried again; once started, its event says so."""
+        if self.waiting is None:
+            return
+        at = self.waiting.event_at
+        said = await self._try_post_failover()
+        if self.waiting is None:
+            self.recent = [Handled(event=h.event, done=[*h.done, f"post_failover: {said}"])
+                           if h.event.at == at and h.event.kind is EventKind.leader_changed
+                           else h for h in self.recent]  # fmt: skip
 
     def _show(self) -> None:
         """The guardian's view as its current details in the Web UI."""

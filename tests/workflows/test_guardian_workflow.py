@@ -45,6 +45,8 @@ class FakeCluster:
         self.looks = 0
         self.recorded: list[RecordInput] = []
         self.post_failovers: list[PostFailoverStart] = []
+        #: Starts refused with "busy" before one goes through (another operation runs).
+        self.busy_for = 0
 
     def status(self) -> ClusterStatus:
         patroni = PatroniStatus(source="db1", members=[
@@ -74,6 +76,9 @@ class FakeCluster:
 
         @activity.defn(name="guardian.start_post_failover")
         async def start(inp: PostFailoverStart) -> str:
+            if c.busy_for > 0:
+                c.busy_for -= 1
+                return "busy: cluster lab is busy: backup is running"
             c.post_failovers.append(inp)
             return "started pgha-op:lab"
 
@@ -215,3 +220,20 @@ async def test_a_change_while_the_worker_is_down_is_seen_after_it_comes_back(
         await until(lambda: len(fake.post_failovers) == 1)
         view = await stop(handle)
     assert view.recent[0].event.kind is EventKind.leader_changed
+
+
+async def test_a_post_failover_waits_for_the_lock_and_starts_once_it_is_free(
+    env: WorkflowEnvironment, spec: ClusterSpec
+) -> None:
+    fake, queue = FakeCluster(), f"guard-{uuid.uuid4()}"
+    fake.busy_for = 2  # a scheduled backup holds the lock for two more looks
+    async with worker(env, fake, queue):
+        handle = await start(env, spec, queue)
+        await until(lambda: fake.looks >= 1)
+        fake.leader, fake.timeline = "db2", 3
+        await until(lambda: len(fake.post_failovers) == 1)
+        view = await stop(handle)
+    done = view.recent[0].done
+    assert done[0] == "alert: sent: 204"
+    assert done[1].startswith("post_failover: waiting for the cluster's lock (busy:")
+    assert done[2] == "post_failover: started pgha-op:lab" and len(done) == 3
