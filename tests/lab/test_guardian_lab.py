@@ -23,7 +23,7 @@ from pgha.event_models import GuardianView, PostFailoverReport
 from pgha.guardian_control import guardian_view, start_guardian, stop_guardian
 from pgha.lab.hosts import lab_power
 from pgha.operations import DRILL, lock_id
-from pgha.spec import ClusterSpec
+from pgha.spec import ClusterSpec, GuardianSettings
 from tests.lab.backup_helpers import Lab, info, psql
 from tests.lab.drill_helpers import leader
 from tests.webhook_receiver import Receiver, receiving
@@ -38,7 +38,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 def guarded(spec: ClusterSpec, url: str) -> ClusterSpec:
-    g = spec.guardian.model_copy(update={"enabled": True, "interval_s": 3.0, "webhook": url})
+    g = GuardianSettings.model_validate({**spec.guardian.model_dump(), "enabled": True,
+                                         "interval_s": 3.0, "webhook": url})  # fmt: skip
     return spec.model_copy(update={"guardian": g})
 
 

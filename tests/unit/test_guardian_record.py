@@ -17,7 +17,7 @@ from temporalio.testing import ActivityEnvironment
 from pgha.activities.guardian import record
 from pgha.event_kinds import EventKind
 from pgha.event_models import ClusterEvent, RecordInput
-from pgha.spec import ClusterSpec
+from pgha.spec import ClusterSpec, GuardianSettings
 from tests.specs import reference_spec
 from tests.webhook_receiver import Receiver, receiving
 
@@ -33,8 +33,8 @@ async def receiver(request: pytest.FixtureRequest) -> AsyncIterator[Receiver]:
 
 def with_webhook(url: str | None) -> ClusterSpec:
     spec = reference_spec("prod")
-    return spec.model_copy(update={"guardian": spec.guardian.model_copy(
-        update={"webhook": url})})  # fmt: skip
+    g = GuardianSettings.model_validate({**spec.guardian.model_dump(), "webhook": url})
+    return spec.model_copy(update={"guardian": g})
 
 
 async def test_an_alert_is_posted_and_every_event_is_a_span_event(receiver: Receiver) -> None:
