@@ -8,7 +8,7 @@ from pydantic import AwareDatetime, Field
 from pgha.event_kinds import EventKind
 from pgha.models import Model
 from pgha.spec import ClusterSpec
-from pgha.status_models import ClusterStatus
+from pgha.status_models import ClusterStatus, Member
 
 
 class Archiver(Model):
@@ -103,6 +103,8 @@ class GuardianInput(Model):
     looks_per_run: int = Field(120, ge=1)
     #: A post-failover that waits for the cluster's lock (another operation held it).
     waiting: PostFailoverWait | None = None
+    #: The leader of the last look that saw one (a look mid-failover sees none).
+    known_leader: Member | None = None
 
 
 class ExternalEvent(Model):

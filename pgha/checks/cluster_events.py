@@ -21,12 +21,18 @@ RUNNING = ("running", "streaming")
 
 
 def events_between(
-    prev: Observation | None, now: Observation, bounds: GuardianSettings
-) -> list[ClusterEvent]:
+    prev: Observation | None, now: Observation, bounds: GuardianSettings,
+    known_leader: Member | None = None,
+) -> list[ClusterEvent]:  # fmt: skip
     """Every event from ``prev`` to ``now``, in a fixed order (changes of leadership first),
-    each marked with the operation running at ``now`` (if any)."""
+    each marked with the operation running at ``now`` (if any).
+
+    :param known_leader: the leader of the last look that saw one. A failover takes a few
+        looks, and one in the middle of it often sees no leader at all: the change is
+        judged against the leader before it, not lost.
+    """
     found = [
-        *_leadership(prev, now),
+        *_leadership(prev, now, known_leader),
         *_members(prev, now),
         *_lag(prev, now, bounds.max_lag_bytes),
         *_etcd(prev, now),
@@ -51,10 +57,10 @@ def leader(view: PatroniStatus | None) -> Member | None:
                 None)  # fmt: skip
 
 
-def _leadership(prev: Observation | None, now: Observation) -> Iterator[ClusterEvent]:
-    if prev is None:
-        return
-    old, new = leader(prev.status.patroni), leader(now.status.patroni)
+def _leadership(prev: Observation | None, now: Observation,
+                known: Member | None) -> Iterator[ClusterEvent]:  # fmt: skip
+    old = (leader(prev.status.patroni) if prev else None) or known
+    new = leader(now.status.patroni)
     if old is None or new is None:
         return
     if old.name != new.name:

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from pgha.search_attributes import CLUSTER_ATTR, OPERATION_ATTR
     from pgha.spec import ClusterSpec
+    from pgha.status_models import Member
     from pgha.workflows.policy import ActivityPolicy
     from pgha.workflows.tracker import failure_text
 
@@ -84,6 +85,7 @@ class Guardian:
         self.stopping = False
         self.spec: ClusterSpec | None = None
         self.waiting: PostFailoverWait | None = None
+        self.known_leader: Member | None = None
 
     @workflow.signal(name="event")
     def event(self, sent: ExternalEvent) -> None:
@@ -126,6 +128,7 @@ class Guardian:
         self.spec = self.spec or inp.spec
         self.cluster, self.last, self.looks = inp.spec.cluster, inp.last, inp.looks
         self.recent, self.waiting = list(inp.recent), inp.waiting
+        self.known_leader = inp.known_leader
         _tag(self.cluster)
         for _ in range(inp.looks_per_run):
             if self.stopping:
@@ -147,7 +150,8 @@ class Guardian:
         await workflow.wait_condition(workflow.all_handlers_finished)
         carried = inp.model_copy(update={
             "spec": self.spec, "last": self.last, "recent": self.recent[-RECENT:],
-            "looks": self.looks, "waiting": self.waiting})  # fmt: skip
+            "looks": self.looks, "waiting": self.waiting,
+            "known_leader": self.known_leader})  # fmt: skip
         workflow.continue_as_new(carried)
 
     async def _look(self, spec: ClusterSpec) -> None:
@@ -160,8 +164,9 @@ class Guardian:
                                     failure_text(err))  # fmt: skip
             return
         self.looks += 1
-        found = events_between(self.last, now, spec.guardian)
+        found = events_between(self.last, now, spec.guardian, self.known_leader)
         self.last = now
+        self.known_leader = leader(now.status.patroni) or self.known_leader
         for event in found:
             await self._handle(spec, event)
 

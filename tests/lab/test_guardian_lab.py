@@ -69,7 +69,14 @@ async def test_host_loss_is_seen_alerted_and_followed_by_a_backup_on_the_new_tim
         async def alerted() -> bool:
             return EventKind.leader_changed.value in receiver.kinds()
 
-        await until(alerted, 120, "the leader change alerted")
+        try:
+            await until(alerted, 120, "the leader change alerted")
+        except AssertionError:
+            view = await guardian_view(client, spec.cluster)
+            raise AssertionError(
+                f"no leader_changed alert; received {receiver.bodies}; the "
+                f"guardian: {view.model_dump_json()}"
+            ) from None
         await lab_power(old, True)  # the operator brings the host back; it must rejoin
 
         async def started() -> str:

@@ -149,3 +149,17 @@ def test_events_carry_the_operation_that_was_running() -> None:
     drill = look(T0 + timedelta(seconds=30), patroni=patroni("db2", timeline=3, down="db1"),
                  operation="drill")  # fmt: skip
     assert {e.during for e in events_between(look(), drill, BOUNDS)} == {"drill"}
+
+
+def test_a_look_without_a_leader_mid_failover_does_not_hide_the_change() -> None:
+    before = look()
+    known = before.status.patroni.members[0] if before.status.patroni else None
+    leaderless = look(T0 + timedelta(seconds=30),
+                      patroni=patroni("db1", down="db1", members=("db2", "db3")))  # fmt: skip
+    assert kinds(before, leaderless) == [EventKind.member_down]
+    after = look(T0 + timedelta(seconds=60), patroni=patroni("db2", timeline=3,
+                                                              members=("db2", "db3")))  # fmt: skip
+    assert kinds(leaderless, after) == []  # without what was known, the change is lost
+    found = events_between(leaderless, after, BOUNDS, known_leader=known)
+    assert [e.kind for e in found] == [EventKind.leader_changed, EventKind.timeline_changed]
+    assert found[0].data == {"old_leader": "db1", "new_leader": "db2"}

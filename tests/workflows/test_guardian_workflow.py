@@ -145,3 +145,20 @@ async def test_a_post_failover_waits_for_the_lock_and_starts_once_it_is_free(
     assert done[0] == "alert: sent: 204"
     assert done[1].startswith("post_failover: waiting for the cluster's lock (busy:")
     assert done[2] == "post_failover: started pgha-op:lab" and len(done) == 3
+
+
+async def test_a_failover_seen_through_a_look_without_a_leader_is_still_a_leader_change(
+    env: WorkflowEnvironment, spec: ClusterSpec
+) -> None:
+    fake, queue = FakeCluster(), f"guard-{uuid.uuid4()}"
+    async with worker(env, fake, queue):
+        handle = await start(env, spec, queue)
+        await until(lambda: fake.looks >= 2)
+        fake.leader, fake.down = "", "db1"  # the old leader's key expired; none elected yet
+        looks = fake.looks
+        await until(lambda: fake.looks >= looks + 2)
+        fake.leader, fake.timeline = "db2", 3
+        await until(lambda: len(fake.post_failovers) == 1)
+        await stop(handle)
+    started = fake.post_failovers[0].inp
+    assert (started.old_leader, started.new_leader) == ("db1", "db2")
