@@ -102,6 +102,11 @@ class PatroniSettings(Model):
     synchronous_mode: bool = False
     synchronous_mode_strict: bool = False
     restapi_port: int = Field(8008, ge=1, le=65535)
+    #: Run this Patroni release from PyPI (e.g. "3.0.4") instead of the distribution's
+    #: package: the worker downloads the wheel once and copies it to the database hosts
+    #: (they need no PyPI access), which run it from a venv beside the package (whose
+    #: unit, directories and Python libraries it reuses). None: the package's Patroni.
+    pypi_version: Annotated[str, Field(pattern=r"^[34]\.\d+\.\d+$")] | None = None
 
 
 class EtcdSettings(Model):
@@ -563,6 +568,11 @@ def _pydantic_problems(err: ValidationError) -> list[str]:
             msg = "required but missing"
         elif e["type"] == "string_pattern_mismatch" and loc and loc[-1] in ("name", "cluster"):
             msg = f"{e['input']!r} is not a valid name: use lower-case letters, digits and '-'"
+        elif e["type"] == "string_pattern_mismatch" and loc[-2:] == ("patroni", "pypi_version"):
+            msg = (
+                f"{e['input']!r} is not a Patroni 3.x or 4.x release: write it as on PyPI, "
+                "e.g. 3.0.4"
+            )
         problems.append(f"{_loc(loc)}: {msg}")
     return problems
 

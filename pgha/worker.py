@@ -105,6 +105,8 @@ ACTIVITIES: list[Callable[..., Any]] = [
     guardian.start_post_failover,
     guardian.ensure_running,
     patroni.ensure_config,
+    patroni.ensure_release,
+    patroni.running_version,
     patroni.start_member,
     patroni.wait_leader,
     patroni.wait_replicas,

@@ -7,6 +7,7 @@ only into the 0600 config file, and never into a StepResult.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 from temporalio import activity
@@ -18,13 +19,16 @@ from pgha.checks.patroni_risks import stalled_leader_risk
 from pgha.errors import CommandFailed, HostError
 from pgha.hosts.facts import patroni as facts
 from pgha.hosts.facts.files import file_state
+from pgha.hosts.facts.packages import installed_packages
 from pgha.hosts.facts.postgres_errors import errors_suffix, startup_errors
 from pgha.hosts.facts.systemd import unit_state
 from pgha.hosts.host import Host
 from pgha.hosts.ops import patroni as ops
+from pgha.hosts.ops import patroni_release as release_ops
 from pgha.hosts.ops.patroni import PATRONI_UNIT, ConfigFile, DataDirInUse, WatchdogUnavailable
 from pgha.hosts.ops.systemd import ensure_unit
 from pgha.hosts.result import Outcome
+from pgha.patroni_wheel import WheelUnavailable, patroni_wheel
 from pgha.render import RenderedFile, etcd_client_urls, patroni_config, postmaster_watch_files
 from pgha.render.patroni import (
     PATRONI_CONFIG_PATH,
@@ -99,7 +103,9 @@ async def ensure_config(step: HostStep) -> StepResult:
         translated(DataDirInUse, WatchdogUnavailable, render_errors=False),
     ):
         data = await check_data_dir(host, spec)
+        release, behind = await converge_release(host, step)
         mode, outcomes, warning = await ops.ensure_watchdog(host, spec.watchdog.value)
+        outcomes.insert(0, release)
         version = await facts.patroni_version(host)
         risk = stalled_leader_risk(version, mode) if version else None
         dirs, warnings = await ops.ensure_directories(
@@ -112,9 +118,66 @@ async def ensure_config(step: HostStep) -> StepResult:
     return step_result(
         step.host,
         outcomes,
-        warnings=[w for w in [warning, risk, *warnings] if w],
+        warnings=[w for w in [behind, warning, risk, *warnings] if w],
         facts={"watchdog": mode, "data_dir": data.kind},
     )
+
+
+async def converge_release(host: Host, step: HostStep) -> tuple[Outcome, str | None]:
+    """The Patroni the spec names installed (a PyPI release, or the package's), and a
+    warning when the running Patroni is another one: it changes at its next restart, which
+    `pgha run upgrade --patroni` does without stopping PostgreSQL.
+
+    :raises ApplicationError: non-retryable, when the worker cannot get the release's wheel.
+    """
+    spec = step.spec
+    version = spec.patroni.pypi_version
+    if version:
+        try:
+            wheel = (await patroni_wheel(version)).read_bytes()
+        except WheelUnavailable as err:
+            raise permanent(f"patroni.pypi_version: {err}", "WheelUnavailable") from None
+        outcome = await release_ops.ensure_release(host, version, wheel,
+                                                   env_proxy=spec.packages.apt_proxy)  # fmt: skip
+    else:
+        outcome = await release_ops.ensure_package_patroni(host)
+    running = await release_ops.running_patroni(host)
+    if running is None or running == release_ops.expected_script(version):
+        return outcome, None
+    target = version or (await installed_packages(host, ["patroni"])).get("patroni") or "?"
+    return outcome, (
+        f"host {step.target.label}: Patroni runs from {running}, not the "
+        f"{'release' if version else 'package'} installed now; it changes at Patroni's next "
+        f"restart: `pgha run upgrade --cluster {spec.cluster} --patroni {target}` restarts "
+        "each member's Patroni in maintenance mode (PostgreSQL keeps running)"
+    )
+
+
+@activity.defn(name="patroni.ensure_release")
+async def ensure_release(step: HostStep) -> StepResult:
+    """The Patroni the spec names installed on ``step.host`` (see :func:`converge_release`);
+    nothing restarted. Idempotent."""
+    async with heartbeating(), open_host(step.target) as host:
+        outcome, behind = await converge_release(host, step)
+    return step_result(step.host, [outcome], warnings=[behind] if behind else [])
+
+
+@activity.defn(name="patroni.running_version")
+async def running_version(step: HostStep) -> StepResult:
+    """The version the running Patroni on ``step.host`` reports of itself (its REST API's
+    /patroni), "" when it does not answer. Read-only. facts: {"patroni": version}."""
+    async with heartbeating(), open_host(step.target) as host:
+        out = await host.run(["python3", "-c", facts.HTTP_GET_SCRIPT,
+                              f"{api_url(step.spec, step.host)}/patroni"],
+                             check=False, label="patroni-api")  # fmt: skip
+    version = ""
+    if out.ok:
+        try:
+            version = str(json.loads(out.stdout).get("patroni", {}).get("version", ""))
+        except (ValueError, AttributeError):
+            version = ""
+    return StepResult(host=step.host, changed=False, summary=f"Patroni {version or '?'} runs",
+                      facts={"patroni": version})  # fmt: skip
 
 
 @activity.defn(name="patroni.start_member")

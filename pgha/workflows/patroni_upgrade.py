@@ -35,20 +35,33 @@ class PatroniUpgrade(RollingSteps):
     @workflow.run
     async def run(self, inp: PatroniUpgradeInput) -> PatroniUpgradeReport:
         spec = inp.spec
+        release = spec.patroni.pypi_version
         self._open(spec, "gate", inp.max_lag_bytes)
         try:
             view = await self._whole(spec, "gate")
             plan = rolling_order(view, [h.name for h in spec.hosts_with(Role.postgres)])
-            resolved = await self._resolve(spec, plan.primary, {"patroni": inp.version},
-                                           inp.allow_downgrade)  # fmt: skip
+            if release:
+                target = _release_target(spec, inp.version)
+            else:
+                resolved = await self._resolve(spec, plan.primary, {"patroni": inp.version},
+                                               inp.allow_downgrade)  # fmt: skip
+                target = resolved.target["patroni"]
             before = await self._versions(spec, "before")
-        except (ActivityError, NoRollingOrder) as err:
+            # A member whose running Patroni is not the installed package (the spec went
+            # back from a PyPI release to the package) needs its restart too. With a
+            # release, "before" is already what runs.
+            running: dict[str, str] = {}
+            if not release and workflow.patched("patroni-running-version"):
+                running = await self._running(spec, "running")
+        except (ActivityError, NoRollingOrder, ValueError) as err:
             why = failure_text(err) if isinstance(err, ActivityError) else str(err)
             self.tracker.done(f"REFUSED: {why}")
             raise ApplicationError(f"patroni upgrade refused, nothing was changed: {why}",
                                    type="UpgradeRefused", non_retryable=True) from None  # fmt: skip
-        target = resolved.target["patroni"]
-        todo = [n for n in plan.order if before.get(n) != target]
+        upstream = _upstream(target)
+        todo = [
+            n for n in plan.order if before.get(n) != target or running.get(n, upstream) != upstream
+        ]
         restarted: list[str] = []
         postgres: list[str] = []
         cost = verdict = None
@@ -59,9 +72,13 @@ class PatroniUpgrade(RollingSteps):
                 await self._pause(spec, plan.primary, True)
                 for name in todo:
                     self.tracker.phase(f"member {name}")
-                    packages = {"packages": json.dumps(resolved.target)}
-                    await self._on(spec, name, "rolling.install", f"{name}-install", packages,
-                                   MEMBER_WORK)  # fmt: skip
+                    if release:
+                        await self._on(spec, name, "patroni.ensure_release", f"{name}-install",
+                                       {}, MEMBER_WORK)  # fmt: skip
+                    else:
+                        packages = {"packages": json.dumps(resolved.target)}
+                        await self._on(spec, name, "rolling.install", f"{name}-install",
+                                       packages, MEMBER_WORK)  # fmt: skip
                     r = await self._on(spec, name, "rolling.restart_patroni", f"{name}-restart",
                                        {}, MEMBER_WORK)  # fmt: skip
                     restarted.append(name)
@@ -75,6 +92,10 @@ class PatroniUpgrade(RollingSteps):
                 log = await self._end_probe(probe)
             cost, verdict = rolling_cost(log), judge(log)
         after = await self._versions(spec, "after")
+        if running:
+            now = await self._running(spec, "running-after")
+            after = {n: v if now.get(n) == upstream else f"{v} (runs {now.get(n) or '?'})"
+                     for n, v in after.items()}  # fmt: skip
         behind = [n for n, v in after.items() if v != target]
         if behind:
             raise ApplicationError(f"not on patroni {target} at the end: {', '.join(behind)}",
@@ -93,9 +114,42 @@ class PatroniUpgrade(RollingSteps):
         await self._on(spec, host, "rolling.set_pause", f"pause-{word}", {"paused": word})
 
     async def _versions(self, spec: ClusterSpec, key: str) -> dict[str, str]:
+        """Each member's installed Patroni: the package's version, or with a PyPI release
+        what the running Patroni reports (the release is installed when it runs)."""
+        if spec.patroni.pypi_version:
+            return await self._running(spec, key)
         out: dict[str, str] = {}
         for h in spec.hosts_with(Role.postgres):
             r = await self._on(spec, h.name, "rolling.package_versions", f"{key}-{h.name}",
                                {"names": "patroni"}, HOST_CHECK)  # fmt: skip
             out[h.name] = str(r.facts.get("patroni", ""))
         return out
+
+    async def _running(self, spec: ClusterSpec, key: str) -> dict[str, str]:
+        """What each member's running Patroni says it is ("" when it does not answer)."""
+        out: dict[str, str] = {}
+        for h in spec.hosts_with(Role.postgres):
+            r = await self._on(spec, h.name, "patroni.running_version", f"{key}-{h.name}", {},
+                               HOST_CHECK)  # fmt: skip
+            out[h.name] = str(r.facts.get("patroni", ""))
+        return out
+
+
+def _upstream(version: str) -> str:
+    """3.0.4-1 -> 3.0.4 (what Patroni says of itself); 1:3.0.4-1 too."""
+    return version.split(":", 1)[-1].rsplit("-", 1)[0]
+
+
+def _release_target(spec: ClusterSpec, version: str) -> str:
+    """With a PyPI release in the spec, the upgrade goes to that release only.
+
+    :raises ValueError: another version was asked for.
+    """
+    release = spec.patroni.pypi_version or ""
+    if _upstream(version) != release:
+        raise ValueError(
+            f"the spec runs Patroni {release} from PyPI (patroni.pypi_version); to move to "
+            f"{version}, set patroni.pypi_version: {_upstream(version)} in the spec and run "
+            "this again"
+        )
+    return release
