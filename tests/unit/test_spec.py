@@ -163,6 +163,17 @@ def test_spec_patroni_timing_inconsistent_rejected() -> None:
     ]
 
 
+def test_spec_patroni_pypi_version_must_be_a_release() -> None:
+    for wrong in ("3.0", "latest", "2.1.7", "3.0.4-1"):
+        assert bad(lambda d, v=wrong: d.update(patroni={"pypi_version": v})) == [
+            f"patroni.pypi_version: {wrong!r} is not a Patroni 3.x or 4.x release: write it as "
+            "on PyPI, e.g. 3.0.4"
+        ]
+    ok = copy.deepcopy(GOOD) | {"patroni": {"pypi_version": "3.0.4"}}
+    assert parse_spec(ok, "x").patroni.pypi_version == "3.0.4"
+    assert parse_spec(GOOD, "x").patroni.pypi_version is None
+
+
 def test_spec_port_clash_rejected() -> None:
     problems = bad(lambda d: d.update(haproxy={"stats_port": 8008}))
     assert problems == ["haproxy.stats_port: port 8008 is already used by patroni.restapi_port"]

@@ -149,8 +149,13 @@ async def running_patroni(host: Host) -> str | None:
     """The script the running Patroni was started from (``/usr/bin/patroni`` or a venv's),
     None when Patroni does not run. Read-only."""
     out = await host.run(["sh", "-c", RUNNING_SCRIPT], check=False, label="patroni process")
-    words = out.stdout.split()
-    return next((w for w in words if w.endswith("/patroni")), None) if words else None
+    return script_of(out.stdout)
+
+
+def script_of(cmdline: str) -> str | None:
+    """``/usr/bin/python3 /usr/bin/patroni /etc/patroni/config.yml`` -> ``/usr/bin/patroni``
+    (the interpreter comes first, the config after). Pure."""
+    return next((w for w in cmdline.split() if w.endswith("/patroni")), None)
 
 
 def expected_script(version: str | None) -> str:
