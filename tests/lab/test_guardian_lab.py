@@ -5,12 +5,14 @@ see the leader change, an alert must reach the receiver, and PostFailover must r
 itself: the old primary (powered on again, as an operator would) rejoins, and a backup
 appears in the repository on the new timeline (checked with `pgbackrest info` and
 patronictl, not from pgha's report). A drill's switchover while the guardian runs is
-logged, not alerted on, and starts nothing.
+logged, not alerted on, and starts nothing. A replica's Patroni stopped while the
+guardian's worker is down is seen, and alerted on, once a new worker runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -23,9 +25,10 @@ from pgha.event_models import GuardianView, PostFailoverReport
 from pgha.guardian_control import guardian_view, start_guardian, stop_guardian
 from pgha.lab.hosts import lab_power
 from pgha.operations import DRILL, lock_id
-from pgha.spec import ClusterSpec, GuardianSettings
-from tests.lab.backup_helpers import Lab, info, psql
-from tests.lab.drill_helpers import leader
+from pgha.spec import ClusterSpec, GuardianSettings, Role
+from pgha.worker import build_worker
+from tests.lab.backup_helpers import Lab, info, psql, sh
+from tests.lab.drill_helpers import leader, patroni_members
 from tests.webhook_receiver import Receiver, receiving
 
 pytestmark = pytest.mark.lab
@@ -134,6 +137,55 @@ async def test_a_drills_failover_is_not_an_incident(lab_cluster: Lab, receiver: 
     assert change.event.during == "drill", change
     assert not any(d.startswith("post_failover") for d in change.done), change.done
     assert receiver.bodies[alerts_before:] == []  # nothing was alerted
+
+
+async def test_a_change_while_the_worker_is_down_is_seen_when_a_worker_is_back(
+    lab_cluster: Lab, receiver: Receiver
+) -> None:
+    spec = guarded(lab_cluster.spec, receiver.url)
+    client = lab_cluster.env.client
+    queue = f"guard-{uuid.uuid4()}"  # a worker of its own, which the test takes away
+    primary = await leader()
+    replica = next(h.name for h in spec.hosts_with(Role.postgres) if h.name != primary)
+    alerts_before = len(receiver.bodies)
+    try:
+        async with build_worker(client, queue):
+            await start_guardian(client, spec, queue)
+
+            async def looked() -> bool:
+                return (await guardian_view(client, spec.cluster)).looks >= 2
+
+            await until(looked, 60, "two looks")
+        # No worker polls the guardian's queue now: nothing looks at the cluster.
+        looks = (await guardian_view(client, spec.cluster)).looks
+        await sh(replica, "systemctl stop patroni")
+        await asyncio.sleep(3 * spec.guardian.interval_s)
+        assert receiver.bodies[alerts_before:] == []
+        async with build_worker(client, queue):
+
+            async def alerted() -> list[dict[str, Any]]:
+                return [b for b in receiver.bodies[alerts_before:] if b["kind"] == "member_down"]
+
+            bodies = await until(alerted, 60, "the member_down alert after the worker came back")
+            view = await guardian_view(client, spec.cluster)
+            await sh(replica, "systemctl start patroni")
+
+            async def back() -> bool:
+                seen = (await guardian_view(client, spec.cluster)).recent
+                return any(h.event.kind is EventKind.member_back for h in seen)
+
+            await until(back, 90, "the member seen back")
+            await stop_guardian(client, spec.cluster)
+    finally:
+        await sh(replica, "systemctl start patroni")
+    assert view.looks > looks
+    assert bodies[0]["subject"] == replica and bodies[0]["cluster"] == spec.cluster, bodies[0]
+
+    async def streaming() -> bool:
+        members = await patroni_members()
+        return members[replica]["State"] == "streaming"
+
+    await until(streaming, 90, f"{replica} streaming again")
 
 
 async def _leader_timeline(host: str) -> str:
