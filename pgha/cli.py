@@ -35,6 +35,7 @@ from pgha.checks.preflight import PreflightInput, PreflightResult
 from pgha.cli_support import State, console, err_console, print_error, run_async
 from pgha.drill_models import Approval, DrillInput, Scenario
 from pgha.errors import OperationFailed, PghaError, SpecError, TemporalUnavailable
+from pgha.event_models import PostFailoverInput
 from pgha.guard_cli import event_app, events, guard_app
 from pgha.lab.cli import lab_app
 from pgha.operations import (
@@ -47,6 +48,7 @@ from pgha.operations import (
     OPERATIONS,
     PATRONI_UPGRADE,
     PGBACKREST_UPGRADE,
+    POST_FAILOVER,
     PREFLIGHT,
     PROVISION,
     PROXY_UPGRADE,
@@ -351,6 +353,40 @@ def _target_time(value: str | None) -> datetime | None:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
+@run_app.command("post-failover")
+def run_post_failover(
+    cluster: ClusterOpt,
+    old_leader: Annotated[
+        str, typer.Option("--old-leader", help="The member that led before the failover.")
+    ],
+    reinit: Annotated[
+        bool | None,
+        typer.Option(
+            "--reinit/--no-reinit",
+            help="Reinitialise the old primary when it does "
+            "not rejoin (default: the spec's guardian.reinit_old_primary).",
+        ),
+    ] = None,
+    detach: DetachOpt = False,
+) -> None:
+    """What the guardian runs after an unplanned failover, by hand: the old primary
+    rejoined (or reinitialised), the new primary's archiver not held on an old timeline,
+    an incremental backup on the new timeline, and its restore verification."""
+
+    async def go() -> None:
+        spec = load_spec(cluster)
+        members = [h.name for h in spec.hosts_with(Role.postgres)]
+        if old_leader not in members:
+            raise typer.BadParameter(f"{old_leader!r} is not a database host of cluster "
+                                     f"{spec.cluster} ({', '.join(members)})",
+                                     param_hint="--old-leader")  # fmt: skip
+        # The new leader is whoever leads when the run looks (its report names it).
+        inp = PostFailoverInput(spec=spec, old_leader=old_leader, new_leader="", reinit=reinit)
+        await _operate(POST_FAILOVER.name, spec.cluster, inp, detach)
+
+    run_async(go)
+
+
 @run_app.command("verify-restore")
 def run_verify_restore(
     cluster: ClusterOpt,
@@ -422,8 +458,9 @@ def run_upgrade(
         str | None,
         typer.Option(
             "--patroni",
-            help="Patroni package version: in maintenance mode (no failover), each member's "
-            "Patroni upgraded and restarted while PostgreSQL keeps running.",
+            help="Patroni package version, or the spec's patroni.pypi_version (a release "
+            "from PyPI): in maintenance mode (no failover), each member's Patroni upgraded "
+            "and restarted while PostgreSQL keeps running.",
         ),
     ] = None,
     etcd: Annotated[

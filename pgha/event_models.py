@@ -137,6 +137,9 @@ class PostFailoverReport(Model):
     new_leader: str
     #: How the old primary came back: "rejoined", "reinitialised", or why not.
     old_primary: str
+    #: What releasing the new primary's archiver from older timelines' segments did
+    #: (pgha/checks/stale_ready.py), "" when it was not run.
+    archiver: str = ""
     #: Seconds `pgbackrest check` took on the new primary's archive.
     archiving_check_s: float | None = None
     #: The incremental backup taken on the new timeline, and that timeline.
@@ -145,6 +148,19 @@ class PostFailoverReport(Model):
     #: The restore verification run afterwards: passed, and its reason when not.
     verified: bool | None = None
     verify_reason: str = ""
+
+    def summary_line(self) -> str:
+        """One line for the CLI and the Web UI."""
+        backup = (f"backup {self.backup_label} on timeline {self.backup_timeline}"
+                  if self.backup_label else "no backup (backups are off)")  # fmt: skip
+        verified = ""
+        if self.verified is not None:
+            verified = ("; restore verified" if self.verified
+                        else f"; verification FAILED: {self.verify_reason}")  # fmt: skip
+        released = (f"; archiver: {self.archiver}"
+                    if self.archiver.startswith(("marked", "not")) else "")  # fmt: skip
+        return (f"{self.old_leader} -> {self.new_leader}: old primary {self.old_primary}"
+                f"{released}; {backup}{verified}")  # fmt: skip
 
 
 class ObserveInput(Model):

@@ -13,6 +13,7 @@ from pgha.backup_models import BackupResult, VerifyReport
 from pgha.checks.preflight import PreflightResult
 from pgha.drill_models import DrillReport
 from pgha.drill_text import drill_summary
+from pgha.event_models import PostFailoverReport
 from pgha.operations import (
     ADD_NODE,
     BACKUP,
@@ -22,6 +23,7 @@ from pgha.operations import (
     ETCD_UPGRADE,
     PATRONI_UPGRADE,
     PGBACKREST_UPGRADE,
+    POST_FAILOVER,
     PREFLIGHT,
     PROVISION,
     PROXY_UPGRADE,
@@ -125,6 +127,7 @@ SUMMARIES: dict[str, Callable[[Any], RenderableType]] = {
     PGBACKREST_UPGRADE.name: _pgbackrest_upgrade,
     PROXY_UPGRADE.name: _proxy_upgrade,
     SWITCHOVER.name: _switchover,
+    POST_FAILOVER.name: lambda r: PostFailoverReport.model_validate(r).summary_line(),
 }
 
 #: Operations whose failure carries their report (ApplicationError details): printed too.

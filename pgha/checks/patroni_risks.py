@@ -25,5 +25,6 @@ def stalled_leader_risk(version: tuple[int, int, int], watchdog: str) -> str | N
         f"Patroni {found} without a watchdog: a leader stalled longer than ttl can, when it "
         "resumes, overwrite the leader key its successor took and the successor's writes "
         "are lost (patroni/patroni#2689, fixed in 3.0.3; the freeze-primary drill shows "
-        "it). Give the host a watchdog or run Patroni 3.0.3 or later"
+        "it). Give the host a watchdog or run Patroni 3.0.3 or later (e.g. "
+        "patroni.pypi_version: 3.0.4 in the spec; see docs/upgrades.md)"
     )

@@ -5,10 +5,15 @@ lock like any operation.
 1. The old primary must rejoin as a replica (Patroni rewinds it). When it does not within
    the bound, it is reinitialised from the new leader if the spec allows; its writes that
    no replica had are gone then, which is why that is the spec's choice.
-2. An incremental backup on the new timeline (the Backup workflow, which first proves with
+2. The new primary's archiver must not be held on an older timeline's segment that the
+   repository holds with other content (a rewound member that once led keeps such
+   `.ready` files): pgBackRest refuses it forever, PostgreSQL retries it before any newer
+   segment, and pg_wal grows. `pgbackrest check` does not see it (the asynchronous push
+   takes the newer segments on its own), so it is looked for: pgha/checks/stale_ready.py.
+3. An incremental backup on the new timeline (the Backup workflow, which first proves with
    `pgbackrest check` that the new primary's WAL reaches the repository): the newest
    backup must not be one a restore would have to replay across the failover from.
-3. A restore verification of that backup (the VerifyRestore workflow).
+4. A restore verification of that backup (the VerifyRestore workflow).
 """
 
 from __future__ import annotations
@@ -60,9 +65,13 @@ class PostFailover:
             old_primary=old_primary,
         )  # fmt: skip
         if spec.backup.enabled and spec.hosts_with(Role.backup_repo):
+            # Runs started before this step replay without it.
+            if workflow.patched("post-failover-release-stale"):
+                released = await self._archiver(inp, report.new_leader)
+                report = report.model_copy(update={"archiver": released})
             report = await self._backup_and_verify(inp, report)
         report = report.model_copy(update={"finished_at": workflow.now()})
-        self.tracker.done(_line(report))
+        self.tracker.done(report.summary_line())
         return report
 
     async def _rejoin(self, inp: PostFailoverInput) -> tuple[str, str]:
@@ -87,6 +96,22 @@ class PostFailover:
         except ActivityError as err:
             return f"did not rejoin, and reinitialising failed: {failure_text(err)}", ""
         return "reinitialised", leader_of(view)
+
+    async def _archiver(self, inp: PostFailoverInput, leader: str) -> str:
+        """The new primary's archiver released from older timelines' segments the
+        repository refuses (each kept in a copy, never deleted); what was done."""
+        self.tracker.phase("archiver")
+        try:
+            r = await self.tracker.run(
+                "release-ready", "archiver not held on an old timeline", leader,
+                CONVERGE.execute("archiving.release_stale_ready",
+                                 HostStep(spec=inp.spec, host=leader), StepResult,
+                                 summary="release stale WAL segments"),
+                lambda r: (StepState.changed if r.changed else StepState.ok, r.summary),
+            )  # fmt: skip
+        except ActivityError as err:
+            return f"not checked: {failure_text(err)}"
+        return r.summary
 
     async def _whole(self, inp: PostFailoverInput, key: str, within: float) -> PatroniStatus:
         return await self.tracker.run(
@@ -148,14 +173,3 @@ def _timeline(wal: str) -> int | None:
         return int(wal[:8], 16) if len(wal) >= 8 else None
     except ValueError:
         return None
-
-
-def _line(r: PostFailoverReport) -> str:
-    backup = (f"backup {r.backup_label} on timeline {r.backup_timeline}" if r.backup_label
-              else "no backup (backups are off)")  # fmt: skip
-    verified = ""
-    if r.verified is not None:
-        verified = (
-            "; restore verified" if r.verified else f"; verification FAILED: {r.verify_reason}"
-        )
-    return f"{r.old_leader} -> {r.new_leader}: old primary {r.old_primary}; {backup}{verified}"

@@ -1,6 +1,7 @@
 """PostFailover on the real dev server with fake activities and fake Backup/VerifyRestore
-children: the old primary rejoined (or reinitialised only when allowed), then an
-incremental backup on the new timeline, then its restore verification."""
+children: the old primary rejoined (or reinitialised only when allowed), then the new
+primary's archiver released from older timelines' segments, then an incremental backup on
+the new timeline, then its restore verification."""
 
 from __future__ import annotations
 
@@ -74,7 +75,13 @@ def fakes(rejoins: bool, reinit_works: bool = True) -> list[Callable[..., Any]]:
         state["reinitialised"] = reinit_works
         return StepResult(host=step.host, changed=True, summary="reinitialised db1")
 
-    return [whole, reinit]
+    @activity.defn(name="archiving.release_stale_ready")
+    async def release(step: HostStep) -> StepResult:
+        CALLS.append(f"release {step.host}")
+        return StepResult(host=step.host, changed=True,
+                          summary="marked archived 00000002000000000000001C (...)")  # fmt: skip
+
+    return [whole, reinit, release]
 
 
 async def run(env: WorkflowEnvironment, spec: ClusterSpec, acts: list[Callable[..., Any]],
@@ -94,8 +101,10 @@ async def test_rejoined_then_a_backup_on_the_new_timeline_then_its_verification(
     env: WorkflowEnvironment, spec: ClusterSpec
 ) -> None:
     report = await run(env, spec, fakes(rejoins=True))
-    assert CALLS == ["whole?", "backup incr", "verify 20261203-120000F_20261203-121500I"]
+    assert CALLS == ["whole?", "release db2", "backup incr",
+                     "verify 20261203-120000F_20261203-121500I"]  # fmt: skip
     assert report.old_primary == "rejoined" and report.new_leader == "db2"
+    assert report.archiver.startswith("marked archived 00000002000000000000001C")
     assert report.backup_timeline == 3 and report.archiving_check_s == 1.2
     assert report.verified is True
 
