@@ -7,7 +7,6 @@ only into the 0600 config file, and never into a StepResult.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 from temporalio import activity
@@ -167,15 +166,9 @@ async def running_version(step: HostStep) -> StepResult:
     """The version the running Patroni on ``step.host`` reports of itself (its REST API's
     /patroni), "" when it does not answer. Read-only. facts: {"patroni": version}."""
     async with heartbeating(), open_host(step.target) as host:
-        out = await host.run(["python3", "-c", facts.HTTP_GET_SCRIPT,
-                              f"{api_url(step.spec, step.host)}/patroni"],
-                             check=False, label="patroni-api")  # fmt: skip
-    version = ""
-    if out.ok:
-        try:
-            version = str(json.loads(out.stdout).get("patroni", {}).get("version", ""))
-        except (ValueError, AttributeError):
-            version = ""
+        doc = await facts.api_document(host, f"{api_url(step.spec, step.host)}/patroni")
+    about = (doc or {}).get("patroni")
+    version = str(about.get("version", "")) if isinstance(about, dict) else ""
     return StepResult(host=step.host, changed=False, summary=f"Patroni {version or '?'} runs",
                       facts={"patroni": version})  # fmt: skip
 

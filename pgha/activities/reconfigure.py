@@ -28,7 +28,7 @@ from pgha.checks.config_diff import (
 from pgha.errors import CommandFailed
 from pgha.hosts.facts import patroni as patroni_facts
 from pgha.hosts.facts.files import file_state
-from pgha.hosts.facts.patroni import HTTP_GET_SCRIPT, psql
+from pgha.hosts.facts.patroni import api_document, psql
 from pgha.hosts.host import Host
 from pgha.hosts.ops import patroni as ops
 from pgha.reconfigure_models import FileChange, ReconfigurePlan, SettingChange
@@ -162,14 +162,8 @@ async def apply_dcs(step: HostStep) -> StepResult:
 
 async def _pending(host: Host, spec: ClusterSpec, name: str) -> bool | None:
     """Whether Patroni on ``name`` reports a pending restart (None: no answer)."""
-    url = f"{api_url(spec, name)}/patroni"
-    out = await host.run(["python3", "-c", HTTP_GET_SCRIPT, url], check=False, label="patroni")
-    if out.exit_code != 0:
-        return None
-    try:
-        return bool(json.loads(out.stdout).get("pending_restart", False))
-    except (ValueError, AttributeError):
-        return None
+    doc = await api_document(host, f"{api_url(spec, name)}/patroni")
+    return None if doc is None else bool(doc.get("pending_restart", False))
 
 
 @activity.defn(name="reconfigure.pending_restarts")

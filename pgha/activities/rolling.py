@@ -300,15 +300,8 @@ async def package_versions(step: HostStep) -> StepResult:
 async def _paused(host: Host, spec: ClusterSpec, name: str) -> bool | None:
     """Whether the cluster is in maintenance mode (Patroni's /cluster says pause), None
     when the API does not answer."""
-    url = f"{api_url(spec, name)}/cluster"
-    out = await host.run(["python3", "-c", patroni_facts.HTTP_GET_SCRIPT, url], check=False,
-                         label="patroni-api")  # fmt: skip
-    if out.exit_code != 0:
-        return None
-    try:
-        return bool(json.loads(out.stdout).get("pause", False))
-    except (ValueError, AttributeError):
-        return None
+    doc = await patroni_facts.api_document(host, f"{api_url(spec, name)}/cluster")
+    return None if doc is None else bool(doc.get("pause", False))
 
 
 @activity.defn(name="rolling.set_pause")

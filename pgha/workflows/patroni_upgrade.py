@@ -118,19 +118,18 @@ class PatroniUpgrade(RollingSteps):
         what the running Patroni reports (the release is installed when it runs)."""
         if spec.patroni.pypi_version:
             return await self._running(spec, key)
-        out: dict[str, str] = {}
-        for h in spec.hosts_with(Role.postgres):
-            r = await self._on(spec, h.name, "rolling.package_versions", f"{key}-{h.name}",
-                               {"names": "patroni"}, HOST_CHECK)  # fmt: skip
-            out[h.name] = str(r.facts.get("patroni", ""))
-        return out
+        return await self._each(spec, key, "rolling.package_versions", {"names": "patroni"})
 
     async def _running(self, spec: ClusterSpec, key: str) -> dict[str, str]:
         """What each member's running Patroni says it is ("" when it does not answer)."""
+        return await self._each(spec, key, "patroni.running_version", {})
+
+    async def _each(self, spec: ClusterSpec, key: str, activity: str,
+                    params: dict[str, str]) -> dict[str, str]:  # fmt: skip
+        """The ``patroni`` fact of ``activity`` on every member, one after the other."""
         out: dict[str, str] = {}
         for h in spec.hosts_with(Role.postgres):
-            r = await self._on(spec, h.name, "patroni.running_version", f"{key}-{h.name}", {},
-                               HOST_CHECK)  # fmt: skip
+            r = await self._on(spec, h.name, activity, f"{key}-{h.name}", params, HOST_CHECK)
             out[h.name] = str(r.facts.get("patroni", ""))
         return out
 

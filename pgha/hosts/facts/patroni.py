@@ -205,6 +205,20 @@ def parse_cluster(body: str) -> list[Member]:
     ]
 
 
+async def api_document(host: Host, url: str) -> dict[str, Any] | None:
+    """A JSON object from Patroni's REST API (``url``: ``http://addr:8008/patroni``...),
+    None when it does not answer or answers with something else. Read-only."""
+    out = await host.run(["python3", "-c", HTTP_GET_SCRIPT, url], check=False,
+                         label="patroni-api")  # fmt: skip
+    if out.exit_code != 0:
+        return None
+    try:
+        doc = json.loads(out.stdout)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 async def cluster(host: Host, api_url: str) -> list[Member] | str:
     """The members as Patroni's REST API at ``api_url`` reports them, or why it could not
     answer (not started yet, connection refused...). Read-only; GET needs no password."""
